@@ -1,0 +1,1 @@
+"""Adapters at the edge: database, broker, SMTP, issuer, QR, documents."""

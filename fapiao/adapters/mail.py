@@ -1,0 +1,73 @@
+"""E-mail over SMTP (plain, STARTTLS or SSL), and the dev mailbox: a real SMTP server that keeps each message as
+an ``.eml`` file under ``var/mail``. SMTP replies are sorted into transient (retry) and permanent (report)."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+import time
+from email.message import EmailMessage
+from pathlib import Path
+
+from fapiao.config import Settings, SmtpSecurity
+from fapiao.services import Transient
+
+
+class PermanentDeliveryError(Exception):
+    """The message can never be delivered as asked (a refused address, a rejected message)."""
+
+
+class SmtpMailer:
+    def __init__(self, settings: Settings):
+        self.s = settings
+
+    def send(self, msg: EmailMessage) -> None:
+        s = self.s
+        try:
+            if s.smtp_security == SmtpSecurity.ssl:
+                client = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout,
+                                          context=ssl.create_default_context())
+            else:
+                client = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
+            with client:
+                if s.smtp_security == SmtpSecurity.starttls:
+                    client.starttls(context=ssl.create_default_context())
+                if s.smtp_user:
+                    client.login(s.smtp_user, s.smtp_password.get_secret_value() if s.smtp_password else "")
+                client.send_message(msg)
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [c for c, _ in exc.recipients.values()]
+            if all(400 <= c < 500 for c in codes):
+                raise Transient(f"recipient temporarily refused: {exc.recipients}") from exc
+            raise PermanentDeliveryError(f"recipient refused: {exc.recipients}") from exc
+        except smtplib.SMTPResponseException as exc:
+            if 400 <= exc.smtp_code < 500:
+                raise Transient(f"SMTP {exc.smtp_code} {exc.smtp_error!r}") from exc
+            raise PermanentDeliveryError(f"SMTP {exc.smtp_code} {exc.smtp_error!r}") from exc
+        except (OSError, smtplib.SMTPServerDisconnected) as exc:
+            raise Transient(f"SMTP connection failed: {exc}") from exc
+
+
+class MaildirSink:
+    """aiosmtpd handler: each accepted message becomes ``{dir}/{time}-{n}.eml``."""
+
+    def __init__(self, directory: Path):
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.count = 0
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's name)
+        self.count += 1
+        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{time.monotonic_ns()}.eml"
+        tmp = self.dir / f".{name}"
+        tmp.write_bytes(envelope.original_content or envelope.content)
+        tmp.rename(self.dir / name)
+        return "250 Message accepted for delivery"
+
+
+def start_dev_mailbox(directory: Path, host: str, port: int):
+    from aiosmtpd.controller import Controller
+
+    controller = Controller(MaildirSink(directory), hostname=host, port=port)
+    controller.start()
+    return controller

@@ -1,0 +1,249 @@
+"""The ``fapiao`` command: run the system (dev, workers, gateway), manage the database and topics, push orders."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from fapiao.config import ConfigError, Settings, load_settings
+
+WORKER_NAMES = ("order-ingest", "invoice-issue", "delivery")
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def main() -> None:
+    """fapiao: scan-to-invoice (扫码开票) on Kafka."""
+
+
+@main.group()
+def db() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Apply migrations to FAPIAO_DATABASE_URL (SQLite under ./var by default)."""
+    from fapiao.migrate import upgrade
+
+    s = _settings()
+    upgrade(s.db_url, revision)
+    click.echo(f"database at {revision}: {s.db_url}")
+
+
+@main.group()
+def topics() -> None:
+    """Kafka topics."""
+
+
+@topics.command("create")
+def topics_create() -> None:
+    """Create every fapiao topic that does not exist yet."""
+    from fapiao.adapters.kafka import ensure_topics
+
+    created = ensure_topics(_settings())
+    click.echo("created: " + (", ".join(created) if created else "nothing (all exist)"))
+
+
+@main.command()
+@click.argument("name", type=click.Choice([*WORKER_NAMES, "all"]))
+def worker(name: str) -> None:
+    """Run one worker (its own consumer group), or all three as child processes."""
+    s = _settings()
+    if name != "all":
+        from workers.app import run_worker
+
+        run_worker(s, name)
+        return
+    from fapiao.supervisor import Supervisor
+
+    sup = Supervisor(env=dict(os.environ))
+    for w in WORKER_NAMES:
+        sup.spawn(w, "worker", w)
+    code = sup.wait()
+    sup.stop()
+    sys.exit(code)
+
+
+@main.command()
+def gateway() -> None:
+    """Run the HTTP gateway: the buyer's H5 pages behind QR links."""
+    from fapiao.gateway.app import run_gateway
+
+    run_gateway(_settings())
+
+
+def _load_push_file(path: Path) -> list[bytes]:
+    """A file holds one BILL.PUSH document, or a JSON list of them, each pushed as one message."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise click.ClickException(f"{path}: not a readable JSON file: {exc}") from None
+    docs = doc if isinstance(doc, list) else [doc]
+    return [json.dumps(d, ensure_ascii=False).encode() for d in docs]
+
+
+def _push_key(raw: bytes) -> bytes:
+    from fapiao.topics import order_key
+
+    doc = json.loads(raw)
+    bill = (doc.get("data") or [doc])[0] if isinstance(doc, dict) else {}
+    return order_key(str(bill.get("sellerTaxpayerId", "")).strip(), str(bill.get("billNo", "")).strip())
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="Check the orders with the intake rules locally; publish nothing.")
+def push(file: Path, dry_run: bool) -> None:
+    """Publish orders (BILL.PUSH JSON) to orders.pushed, as an upstream order system would."""
+    s = _settings()
+    messages = _load_push_file(file)
+    if dry_run:
+        from fapiao.services.dry_run import check_messages
+
+        notes, problems = check_messages(s, messages)
+        for line in notes + problems:
+            click.echo(line)
+        if problems:
+            sys.exit(1)
+        click.echo(f"{len(messages)} message(s): every order passes")
+        return
+    from fapiao.adapters.kafka import producer
+
+    p = producer(s)
+    for raw in messages:
+        p.send(s.topics["orders.pushed"], key=_push_key(raw), value=raw)
+    p.flush(timeout=30)
+    p.close()
+    click.echo(f"pushed {len(messages)} message(s) to {s.topics['orders.pushed']}")
+
+
+def wait_for_accepted(s: Settings, order_key: str, timeout: float = 60.0):
+    """Read orders.accepted/rejected from the start until the event of ``order_key`` appears."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from schemas.events import OrderAccepted, OrderRejected
+
+    consumer = KafkaConsumer(bootstrap_servers=s.bootstrap_servers.split(","), enable_auto_commit=False)
+    tps = [
+        TopicPartition(t, p)
+        for t in (s.topics["orders.accepted"], s.topics["orders.rejected"])
+        for p in (consumer.partitions_for_topic(t) or [])
+    ]
+    consumer.assign(tps)
+    consumer.seek_to_beginning(*tps)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for tp, records in consumer.poll(timeout_ms=500).items():
+                for r in records:
+                    if r.key and r.key.decode() == order_key:
+                        model = OrderAccepted if tp.topic == s.topics["orders.accepted"] else OrderRejected
+                        return model.model_validate_json(r.value)
+        return None
+    finally:
+        consumer.close()
+
+
+def run_demo(s: Settings) -> None:
+    from fapiao.adapters.kafka import producer
+    from fapiao.adapters.qr import qr_terminal
+    from fapiao.topics import order_key
+    from schemas.events import OrderAccepted
+
+    doc = json.loads((Path(__file__).parent / "demo" / "sample_order.json").read_text(encoding="utf-8"))
+    bill = doc["data"][0]
+    bill["billNo"] = f"DEMO-{time.strftime('%Y%m%d%H%M%S')}"
+    key = order_key(bill["sellerTaxpayerId"], bill["billNo"])
+    p = producer(s)
+    p.send(s.topics["orders.pushed"], key=key, value=json.dumps(doc, ensure_ascii=False).encode())
+    p.flush(timeout=30)
+    p.close()
+    click.echo(f"pushed demo order {bill['billNo']}; waiting for order_ingest...")
+    event = wait_for_accepted(s, key.decode())
+    if event is None:
+        raise click.ClickException("no orders.accepted event within 60s: is `fapiao dev` (or order-ingest) running?")
+    if not isinstance(event, OrderAccepted):
+        raise click.ClickException(f"the demo order was rejected: {event.violations}")
+    click.echo(qr_terminal(event.link))
+    click.echo(f"扫码开票 / open the buyer page: {event.link}")
+
+
+@main.command()
+def demo() -> None:
+    """Push a sample order to a running system and print its QR code and link."""
+    run_demo(_settings())
+
+
+@main.command()
+@click.option("--demo", "with_demo", is_flag=True, help="Also push a sample order and print its QR code.")
+def dev(with_demo: bool) -> None:
+    """Everything on embedded defaults: broker, topics, database, workers, gateway, dev mailbox."""
+    from fapiao.adapters.db import make_engine, make_session_factory
+    from fapiao.adapters.kafka import BrokerError, EmbeddedBroker, ensure_topics, port_in_use
+    from fapiao.adapters.mail import start_dev_mailbox
+    from fapiao.migrate import upgrade
+    from fapiao.services.merchants import ensure_demo_merchant
+    from fapiao.supervisor import Supervisor
+
+    s = _settings()
+    s.data_dir.mkdir(parents=True, exist_ok=True)
+    broker = None
+    if s.embedded_kafka:
+        broker = EmbeddedBroker(s.embedded_kafka_port, s.data_dir / "broker.log")
+        try:
+            broker.start()
+        except BrokerError as exc:
+            raise click.ClickException(str(exc)) from None
+    mailbox = None
+    sup = None
+    try:
+        ensure_topics(s)
+        upgrade(s.db_url)
+        with make_session_factory(make_engine(s.db_url))() as session:
+            setting = ensure_demo_merchant(session)
+            demo_key = setting.key
+        if s.smtp_host in ("127.0.0.1", "localhost") and not port_in_use(s.smtp_port):
+            mailbox = start_dev_mailbox(s.mail_dir, "127.0.0.1", s.smtp_port)
+        env = dict(os.environ, FAPIAO_KAFKA_BOOTSTRAP=s.bootstrap_servers, PYTHONUNBUFFERED="1")
+        sup = Supervisor(env=env)
+        for w in WORKER_NAMES:
+            sup.spawn(w, "worker", w)
+        sup.spawn("gateway", "gateway")
+        click.echo(
+            "fapiao is running (Ctrl-C stops everything)\n"
+            f"  Kafka        {s.bootstrap_servers}{' (embedded Tansu)' if broker else ''}\n"
+            f"  database     {s.db_url}\n"
+            f"  buyer pages  {s.base_url}/q/<token>\n"
+            f"  dev mailbox  {s.mail_dir}/ (SMTP 127.0.0.1:{s.smtp_port})\n"
+            f"  demo merchant: business system DEMO-POS, seller 91440300MA5G9GK78Y, QR key {demo_key}\n"
+            f"  push orders: fapiao push FILE    sample order + QR: fapiao demo"
+        )
+        if with_demo:
+            run_demo(s)
+        code = sup.wait()
+    finally:
+        if sup:
+            sup.stop()
+        if mailbox:
+            mailbox.stop()
+        if broker:
+            broker.stop()
+        click.echo("fapiao stopped")
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

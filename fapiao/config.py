@@ -1,0 +1,116 @@
+"""All configuration in one place: environment variables prefixed ``FAPIAO_`` (or a ``.env`` file).
+
+With nothing set, fapiao runs on embedded defaults: it starts its own Kafka broker on loopback and keeps
+its SQLite database under ``./var``. Setting ``FAPIAO_KAFKA_BOOTSTRAP`` (and ``FAPIAO_DATABASE_URL``) points
+the same code at an external Apache Kafka and PostgreSQL and starts no broker.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SmtpSecurity(str, Enum):
+    none = "none"
+    starttls = "starttls"
+    ssl = "ssl"
+
+
+class ConfigError(Exception):
+    """A setting has a value fapiao cannot start with; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FAPIAO_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("var"), description="Where the embedded database, mail and documents live.")
+
+    kafka_bootstrap: str | None = Field(
+        None, description="host:port[,host:port] of an external Kafka. Empty: start the embedded broker."
+    )
+    embedded_kafka_port: int = Field(29092, ge=1, le=65535, description="Loopback port of the embedded broker.")
+    topic_prefix: str = Field("fapiao", pattern=r"^[A-Za-z0-9._-]{1,100}$", description="Prefix of every topic.")
+    topic_partitions: int = Field(4, ge=1, le=1000, description="Partitions of each topic created by fapiao.")
+    topic_replication: int = Field(1, ge=1, le=10, description="Replication factor of created topics.")
+    group_prefix: str = Field("fapiao", pattern=r"^[A-Za-z0-9._-]{1,100}$", description="Consumer group prefix.")
+    broker_rebalance_timeout: float = Field(6.0, gt=0, description="Seconds; short so a group forms quickly.")
+    broker_session_timeout: float = Field(6.0, gt=0, description="Seconds before a dead member is evicted.")
+    broker_heartbeat_interval: float = Field(1.0, gt=0, description="Seconds between consumer heartbeats.")
+
+    database_url: str | None = Field(None, description="SQLAlchemy URL. Empty: SQLite under data_dir.")
+
+    http_host: str = Field("127.0.0.1", description="Address the HTTP gateway binds.")
+    http_port: int = Field(8080, ge=1, le=65535, description="Port of the HTTP gateway (H5 pages, API).")
+    public_base_url: str | None = Field(
+        None, description="Base URL printed in QR links. Empty: http://{http_host}:{http_port}."
+    )
+    link_secret: SecretStr = Field(
+        SecretStr("dev-only-link-secret-change-me"),
+        min_length=16,
+        description="HMAC key that signs QR link tokens. Set your own in production.",
+    )
+
+    smtp_host: str = Field("127.0.0.1", description="SMTP server for invoice e-mail.")
+    smtp_port: int = Field(8025, ge=1, le=65535, description="SMTP port (the dev mailbox listens here).")
+    smtp_security: SmtpSecurity = Field(SmtpSecurity.none, description="none, starttls or ssl.")
+    smtp_user: str | None = Field(None, description="SMTP login, if the server wants one.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_timeout: float = Field(10.0, gt=0, description="Seconds per SMTP conversation.")
+    mail_from: str = Field("fapiao@localhost", description="From address of invoice e-mail.")
+
+    retry_attempts: int = Field(4, ge=1, le=20, description="Tries for a transient error before dead-lettering.")
+    retry_max_wait: float = Field(2.0, gt=0, description="Longest backoff between tries, in seconds.")
+
+    log_level: str = Field("warn", pattern=r"^(debug|info|warn|error|crit)$", description="Worker log level.")
+
+    @field_validator("kafka_bootstrap", "database_url", "public_base_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, v: object) -> object:
+        return None if isinstance(v, str) and not v.strip() else v
+
+    @property
+    def embedded_kafka(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return self.kafka_bootstrap or f"127.0.0.1:{self.embedded_kafka_port}"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'fapiao.db').as_posix()}"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_base_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")
+
+    @property
+    def mail_dir(self) -> Path:
+        return self.data_dir / "mail"
+
+    @property
+    def documents_dir(self) -> Path:
+        return self.data_dir / "documents"
+
+    @cached_property
+    def topics(self) -> "TopicNames":
+        from fapiao.topics import TopicNames
+
+        return TopicNames(self.topic_prefix)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings, turning pydantic's error into one line per bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            field = ".".join(str(p) for p in err["loc"])
+            lines.append(f"FAPIAO_{field.upper()}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,95 @@
+"""Build the 数电票 from an order and the buyer's title: per-line 价税分离, totals and 大写."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from fapiao.domain.money import round2, to_chinese_upper
+from fapiao.domain.tax import split
+from schemas.events import Buyer, Invoice, InvoiceLine, Order
+
+
+class IssueRefused(Exception):
+    """Issuing is not allowed (a permanent reason: retrying will not help)."""
+
+    def __init__(self, code: str, reason: str):
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def build_lines(order: Order) -> list[InvoiceLine]:
+    out = []
+    for line in order.lines:
+        if line.tax_amount is not None:
+            tax = line.tax_amount
+            amount = line.amount - tax if order.include_tax else line.amount
+        else:
+            s = split(line.amount, line.tax_rate, order.include_tax)
+            amount, tax = s.amount, s.tax
+        price = None
+        if line.price is not None and line.quantity:
+            price = (line.price / (1 + line.tax_rate)) if order.include_tax else line.price
+            price = price.quantize(Decimal("0.00000001")).normalize()
+        out.append(
+            InvoiceLine(
+                line_no=line.line_no,
+                line_property=line.line_property,
+                goods_name=line.goods_name,
+                revenue_code=line.revenue_code,
+                specification=line.specification,
+                units=line.units,
+                quantity=line.quantity,
+                price=price,
+                amount=round2(amount),
+                tax_rate=line.tax_rate,
+                tax_amount=round2(tax),
+                zero_rate_flag=line.zero_rate_flag,
+            )
+        )
+    return out
+
+
+def check_monthly_limit(limit: Decimal | None, issued_this_month: Decimal, total_with_tax: Decimal) -> None:
+    if limit is not None and issued_this_month + total_with_tax > limit:
+        raise IssueRefused(
+            "LIMIT_EXCEEDED",
+            f"本月授信额度不足：额度 {limit}，已开 {issued_this_month}，本次 {total_with_tax}",
+        )
+
+
+def build_invoice(order: Order, buyer: Buyer, number: str, issued_at: datetime) -> Invoice:
+    lines = build_lines(order)
+    total_amount = sum((l.amount for l in lines), Decimal("0.00"))
+    total_tax = sum((l.tax_amount for l in lines), Decimal("0.00"))
+    total_with_tax = total_amount + total_tax
+    return Invoice(
+        number=number,
+        kind=order.invoice_kind,
+        issued_at=issued_at,
+        seller_name=order.seller_name,
+        seller_tax_id=order.seller_tax_id,
+        seller_address_tel=order.seller_address_tel,
+        seller_bank_account=order.seller_bank_account,
+        buyer=buyer,
+        bill_no=order.bill_no,
+        lines=lines,
+        total_amount=total_amount,
+        total_tax=total_tax,
+        total_with_tax=total_with_tax,
+        total_with_tax_upper=to_chinese_upper(total_with_tax),
+        drawer=order.drawer,
+        payee=order.payee,
+        reviewer=order.reviewer,
+        remark=order.remark,
+    )
+
+
+def invoice_number(issued_at: datetime, province: str, channel: str, sequence: int) -> str:
+    """20 digits = year (2) + province code (2) + channel (1) + sequence (15) (FACTS §3)."""
+    if not (len(province) == 2 and province.isdigit() and len(channel) == 1 and channel.isdigit()):
+        raise ValueError("province must be 2 digits and channel 1 digit")
+    if not 0 < sequence < 10**15:
+        raise ValueError("sequence out of range")
+    return f"{issued_at.year % 100:02d}{province}{channel}{sequence:015d}"

@@ -1,0 +1,317 @@
+"""Every rule a pushed bill must pass, reported all at once with Kingdee-style codes and Chinese messages.
+
+Codes of FACTS §1.3 are reused where one exists; rules Kingdee's list does not cover use new codes in the
+same style, from 00601 up (listed in ``NEW_CODES`` and in the README). ``check_bill`` returns either a normalised
+``Order`` or the full list of violations.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+
+from fapiao.domain.merchant import PushContext
+from fapiao.domain.money import MAX_AMOUNT, has_at_most_two_places, parse_decimal, round2
+from fapiao.domain.tax import (
+    ALLOWED_RATES,
+    INVOICE_TAX_TOLERANCE,
+    LINE_AMOUNT_TOLERANCE,
+    ZERO_RATE_FLAGS,
+    split_inclusive,
+)
+from fapiao.domain.taxid import normalise, tax_id_problem
+from schemas.bill_push import Bill, BillLine
+from schemas.events import InvoiceKind, Order, OrderLine, Violation
+
+KIND_NAMES = {
+    "08xdp": "数电票（增值税专用发票）",
+    "10xdp": "数电票（普通发票）",
+    "004": "纸质专用发票",
+    "007": "纸质普通发票",
+    "026": "电子普通发票",
+    "028": "电子专用发票",
+    "025": "增值税普通发票（卷票）",
+}
+
+NEW_CODES = {
+    "00601": "业务系统不存在",
+    "00602": "业务系统未启用",
+    "00603": "发票类型不在动态二维码设置的票种范围内",
+    "00604": "开票方企业税号无效",
+    "00605": "开票方企业税号不属于已配置的业务组织",
+    "00606": "明细税率不在允许范围内",
+    "00607": "明细数量乘以单价与金额之差超过0.01",
+    "00608": "明细税额与金额乘以税率之差超过允许误差",
+    "00609": "发票累计税额误差超过1.27",
+    "00610": "折扣行必须紧跟在被折扣的正常行之后",
+    "00611": "折扣行不能有数量和单价，金额必须为负数",
+    "00612": "销售单日期格式错误",
+    "00613": "金额格式错误",
+    "00614": "发票类型无效",
+    "00615": "含税标志无效",
+    "00616": "销售方名称不能为空",
+    "00617": "未找到可用的动态二维码设置",
+    "00618": "二维码有效期必须为正整数天",
+    "00619": "折扣行税率必须与被折扣行一致",
+    "00620": "零税率标识只能用于零税率明细",
+}
+
+_DATE = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})$|^(\d{4})(\d{2})(\d{2})$")
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.items: list[Violation] = []
+
+    def add(self, code: str, field: str, message: str) -> None:
+        self.items.append(Violation(code=code, field=field, message=message))
+
+    def too_long(self, value: str | None, limit: int, code: str, field: str, message: str) -> None:
+        if value is not None and len(value) > limit:
+            self.add(code, field, message)
+
+
+def _blank(v: str | None) -> bool:
+    return v is None or not v.strip()
+
+
+def parse_bill_date(text: str) -> date | None:
+    m = _DATE.match(text.strip())
+    if not m:
+        return None
+    y, mo, d = (int(g) for g in (m.group(1, 2, 3) if m.group(1) else m.group(4, 5, 6)))
+    try:
+        return date(y, mo, d)
+    except ValueError:
+        return None
+
+
+def _money(v: _Collector, text: str | None, field: str, *, code_missing: str, msg_missing: str) -> Decimal | None:
+    if _blank(text):
+        v.add(code_missing, field, msg_missing)
+        return None
+    value = parse_decimal(text)
+    if value is None or not has_at_most_two_places(value) or abs(value) > MAX_AMOUNT:
+        v.add("00613", field, f"金额格式错误：{text!r} 应为最多12位整数、2位小数的数字")
+        return None
+    return value
+
+
+def _line_property(raw: str | None) -> str:
+    # BILL.PUSH input marks a normal line "2" (or "0"/absent); "1" marks a discount line (FACTS §1.2).
+    return "discount" if (raw or "").strip() == "1" else "normal"
+
+
+def _check_line(v: _Collector, i: int, line: BillLine, include_tax: bool | None, tol: Decimal) -> dict | None:
+    f = f"billDetail[{i}]"
+    prop = _line_property(line.lineProperty)
+    if _blank(line.goodsName):
+        v.add("00559", f"{f}.goodsName", "商品名称不能为空")
+    v.too_long(line.goodsName, 90, "00507", f"{f}.goodsName", "货物名称超过规定长度90位")
+    v.too_long(line.specification, 40, "00508", f"{f}.specification", "规格型号超过规定长度40位")
+    v.too_long(line.units, 20, "00509", f"{f}.units", "单位超过规定长度20位")
+    if not re.fullmatch(r"\d{19}", (line.revenueCode or "").strip()):
+        v.add("00560", f"{f}.revenueCode", "商品编码长度必须为19位")
+    amount = _money(v, line.amount, f"{f}.amount", code_missing="00563", msg_missing="明细金额不能为空")
+    rate = None
+    if _blank(line.taxRate):
+        v.add("00564", f"{f}.taxRate", "明细税率不能为空")
+    else:
+        raw_rate = parse_decimal(line.taxRate)
+        if raw_rate is not None and raw_rate > 1:  # "13" meaning 13%
+            raw_rate = raw_rate / 100
+        if raw_rate is None or raw_rate.normalize() not in {r.normalize() for r in ALLOWED_RATES}:
+            v.add("00606", f"{f}.taxRate", f"明细税率 {line.taxRate} 不在允许范围内（13%、9%、6%、5%、3%、1.5%、1%、0%）")
+        else:
+            rate = raw_rate.normalize()
+    flag = (line.zeroRateFlag or "").strip() or None
+    if rate is not None and rate == 0 and flag not in ZERO_RATE_FLAGS:
+        v.add("00583", f"{f}.zeroRateFlag", "明细税率为零时,必须有零税率标识（1 免税、2 不征税、3 普通零税率）")
+    if rate is not None and rate != 0 and flag is not None:
+        v.add("00620", f"{f}.zeroRateFlag", "零税率标识只能用于税率为0的明细")
+    qty = parse_decimal(line.quantity) if not _blank(line.quantity) else None
+    price = parse_decimal(line.price) if not _blank(line.price) else None
+    if not _blank(line.quantity) and qty is None:
+        v.add("00613", f"{f}.quantity", f"数量格式错误：{line.quantity!r}")
+    if not _blank(line.price) and price is None:
+        v.add("00613", f"{f}.price", f"单价格式错误：{line.price!r}")
+    if prop == "discount":
+        if qty is not None or price is not None or (amount is not None and amount >= 0):
+            v.add("00611", f, "折扣行不能有数量和单价，金额必须为负数")
+    elif qty is not None and price is not None and amount is not None:
+        if abs(qty * price - amount) > LINE_AMOUNT_TOLERANCE:
+            v.add("00607", f"{f}.amount", f"数量×单价（{qty * price}）与金额（{amount}）之差超过0.01")
+    tax = None
+    if not _blank(line.taxAmount):
+        tax = _money(v, line.taxAmount, f"{f}.taxAmount", code_missing="00564", msg_missing="")
+    diff = Decimal(0)
+    if tax is not None and amount is not None and rate is not None:
+        excluding = amount - tax if include_tax else amount
+        diff = excluding * rate - tax
+        if abs(diff) > tol:
+            v.add("00608", f"{f}.taxAmount", f"税额 {tax} 与金额×税率（{round2(excluding * rate)}）之差超过 {tol}")
+    elif amount is not None and rate is not None and include_tax is not None:
+        tax = split_inclusive(amount, rate).tax if include_tax else round2(amount * rate)
+    return {
+        "prop": prop,
+        "amount": amount,
+        "rate": rate,
+        "tax": tax,
+        "diff": diff,
+        "qty": qty,
+        "price": price,
+        "flag": flag,
+    }
+
+
+def check_bill(bill: Bill, ctx: PushContext, envelope_system: str | None = None) -> Order | list[Violation]:
+    v = _Collector()
+    system_code = (bill.businessSystemCode or envelope_system or "").strip()
+
+    if not system_code:
+        v.add("00601", "businessSystemCode", "业务系统编码不能为空")
+    elif ctx.system is None:
+        v.add("00601", "businessSystemCode", f"业务系统 {system_code} 不存在")
+    elif not ctx.system.enabled:
+        v.add("00602", "businessSystemCode", f"业务系统 {system_code} 未启用")
+
+    if _blank(bill.billNo):
+        v.add("00552", "billNo", "销售单编号不能为空")
+    v.too_long(bill.billNo, 40, "00548", "billNo", "销售单编号超过规定长度40位")
+
+    bill_date = None
+    if _blank(bill.billDate):
+        v.add("00553", "billDate", "销售单日期不能为空")
+    else:
+        bill_date = parse_bill_date(bill.billDate)
+        if bill_date is None:
+            v.add("00612", "billDate", f"销售单日期格式错误：{bill.billDate!r}，应为 yyyy-M-d")
+
+    kind = None
+    if _blank(bill.invoiceType):
+        v.add("00554", "invoiceType", "销售单发票类型不能为空")
+    elif bill.invoiceType.strip() not in KIND_NAMES:
+        v.add("00614", "invoiceType", f"发票类型 {bill.invoiceType} 无效，可选：{', '.join(KIND_NAMES)}")
+    else:
+        kind = bill.invoiceType.strip()
+
+    include_tax = None
+    flag = (bill.includeTaxFlag or "1").strip()
+    if flag in ("1", "true", "True"):
+        include_tax = True
+    elif flag in ("0", "false", "False"):
+        include_tax = False
+    else:
+        v.add("00615", "includeTaxFlag", f"含税标志 {bill.includeTaxFlag!r} 无效，应为 0 或 1")
+
+    total = _money(v, bill.totalAmount, "totalAmount", code_missing="00550", msg_missing="销售单开票金额不能为空")
+    if _blank(bill.sellerName):
+        v.add("00616", "sellerName", "销售方名称不能为空")
+
+    seller_tax_id = None
+    if _blank(bill.sellerTaxpayerId):
+        v.add("0520", "sellerTaxpayerId", "开票方企业税号不能为空")
+    else:
+        seller_tax_id = normalise(bill.sellerTaxpayerId)
+        problem = tax_id_problem(seller_tax_id)
+        if len(seller_tax_id) > 20:
+            v.add("00604", "sellerTaxpayerId", "开票方企业税号超过20位")
+        elif problem:
+            v.add("00604", "sellerTaxpayerId", f"开票方企业税号无效：{problem}")
+        elif ctx.known_org_tax_ids and seller_tax_id not in ctx.known_org_tax_ids:
+            v.add("00605", "sellerTaxpayerId", f"开票方企业税号 {seller_tax_id} 不属于已配置的业务组织")
+
+    if ctx.system is not None and ctx.setting is None:
+        v.add("00617", "qrKey" if bill.qrKey else "sellerTaxpayerId", "未找到该销售方可用的动态二维码设置")
+    elif ctx.setting is not None and kind is not None and kind not in ctx.setting.kinds:
+        allowed = "、".join(KIND_NAMES[k] for k in sorted(ctx.setting.kinds) if k in KIND_NAMES)
+        v.add("00603", "invoiceType", f"发票类型 {KIND_NAMES[kind]} 不在动态二维码设置的票种范围内（{allowed}）")
+
+    if not _blank(bill.termValidity):
+        if not (bill.termValidity.strip().isdigit() and int(bill.termValidity) > 0):
+            v.add("00618", "termValidity", "二维码有效期必须为正整数天")
+
+    v.too_long(bill.remark, 230, "00549", "remark", "销售单备注超过规定长度230位")
+    v.too_long(bill.buyerName, 100, "00504", "buyerName", "抬头超过规定长度100位")
+    v.too_long(bill.buyerAddressAndTel, 100, "00506", "buyerAddressAndTel", "买方地址电话超过规定长度100位")
+    v.too_long(bill.buyerBankAndAccount, 100, "00505", "buyerBankAndAccount", "买方银行账号超过规定长度100位")
+    v.too_long(bill.buyerRecipientMail, 100, "00579", "buyerRecipientMail", "买方邮箱超长")
+    v.too_long(bill.buyerRecipientPhone, 20, "00544", "buyerRecipientPhone", "买方手机号码超长")
+    v.too_long(bill.buyerTaxpayerId, 20, "0581", "buyerTaxpayerId", "买方税号超长")
+
+    lines = bill.billDetail or []
+    if not lines:
+        v.add("00556", "billDetail", "销售单明细不能为空")
+    checked = [_check_line(v, i, line, include_tax, ctx.line_tax_tolerance) for i, line in enumerate(lines)]
+
+    for i, c in enumerate(checked):
+        if c["prop"] != "discount":
+            continue
+        prev = checked[i - 1] if i > 0 else None
+        if prev is None or prev["prop"] != "normal":
+            v.add("00610", f"billDetail[{i}]", "折扣行必须紧跟在被折扣的正常行之后")
+            continue
+        prev["prop"] = "discounted"
+        if c["rate"] is not None and prev["rate"] is not None and c["rate"] != prev["rate"]:
+            v.add("00619", f"billDetail[{i}].taxRate", "折扣行税率必须与被折扣行一致")
+        if c["amount"] is not None and prev["amount"] is not None and -c["amount"] > prev["amount"]:
+            v.add("00567", f"billDetail[{i}].amount", "折扣金额大于可折扣比例金额")
+
+    amounts = [c["amount"] for c in checked]
+    if total is not None and lines and all(a is not None for a in amounts) and sum(amounts) != total:
+        v.add("00569", "totalAmount", f"明细金额之和（{sum(amounts)}）不等于总金额（{total}）")
+    cumulative = sum((c["diff"] for c in checked), Decimal(0))
+    if abs(cumulative) > INVOICE_TAX_TOLERANCE:
+        v.add("00609", "billDetail", f"发票累计税额误差 {round2(cumulative)} 超过1.27")
+
+    if v.items:
+        return v.items
+    return Order(
+        business_system_code=system_code,
+        bill_no=bill.billNo.strip(),
+        bill_date=bill_date.isoformat(),
+        invoice_kind=InvoiceKind(kind),
+        include_tax=include_tax,
+        total_amount=total,
+        seller_name=bill.sellerName.strip(),
+        seller_tax_id=seller_tax_id,
+        seller_address_tel=bill.sellerAddressAndTel,
+        seller_bank_account=bill.sellerBankAndAccount,
+        drawer=bill.drawer,
+        payee=bill.payee,
+        reviewer=bill.reviewer,
+        remark=bill.remark,
+        buyer_name=bill.buyerName,
+        buyer_tax_id=normalise(bill.buyerTaxpayerId) if bill.buyerTaxpayerId else None,
+        buyer_email=bill.buyerRecipientMail,
+        lines=[
+            OrderLine(
+                line_no=i + 1,
+                line_property=c["prop"],
+                goods_name=line.goodsName.strip(),
+                goods_code=line.goodsCode,
+                revenue_code=line.revenueCode.strip(),
+                specification=line.specification,
+                units=line.units,
+                quantity=c["qty"],
+                price=c["price"],
+                amount=c["amount"],
+                tax_rate=c["rate"],
+                tax_amount=c["tax"],
+                zero_rate_flag=c["flag"],
+            )
+            for i, (line, c) in enumerate(zip(lines, checked))
+        ],
+    )
+
+
+def key_tax_id_warning(setting_tax_id: str, order_tax_id: str) -> Violation | None:
+    """V7.0.18: the QR key's org and the order disagree on the seller tax ID; the order's wins."""
+    if normalise(setting_tax_id) == normalise(order_tax_id):
+        return None
+    return Violation(
+        code="00621",
+        field="sellerTaxpayerId",
+        message="二维码key值对应税号和订单税号不一致，请联系商家提供新的二维码",
+    )

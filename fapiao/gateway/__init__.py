@@ -1,0 +1,1 @@
+"""The HTTP gateway: the buyer's H5 pages behind QR links (aiohttp; it comes with faust-streaming)."""

@@ -1,0 +1,148 @@
+"""HTTP handlers: each parses the request, calls a service function, and renders or publishes what it returns."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import jinja2
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+
+from fapiao.adapters.db import make_engine, make_session_factory
+from fapiao.adapters.qr import qr_svg
+from fapiao.config import Settings
+from fapiao.domain.buyer import BUYER_TYPE_LABELS, SPECIAL_KINDS
+from fapiao.domain.links import LinkExpired, LinkInvalid, read_token
+from fapiao.domain.order_rules import KIND_NAMES
+from fapiao.services.scan import mark_submitted, scan_view, submission_event
+
+log = logging.getLogger("fapiao.gateway")
+SETTINGS = web.AppKey("settings", Settings)
+PRODUCER = web.AppKey("producer", AIOKafkaProducer)
+
+_templates = jinja2.Environment(
+    loader=jinja2.PackageLoader("fapiao.gateway", "templates"), autoescape=jinja2.select_autoescape()
+)
+
+
+def render(name: str, status: int = 200, **ctx) -> web.Response:
+    html = _templates.get_template(name).render(kind_names=KIND_NAMES, buyer_labels=BUYER_TYPE_LABELS, **ctx)
+    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
+
+
+def message(status: int, title: str, text: str) -> web.Response:
+    return render("message.html", status=status, title=title, text=text)
+
+
+async def _view(request: web.Request):
+    settings = request.app[SETTINGS]
+    token = request.match_info["token"]
+    try:
+        link = read_token(settings.link_secret.get_secret_value().encode(), token)
+    except LinkInvalid:
+        return None, message(404, "二维码无效", "该开票二维码无法识别或已被篡改，请向商家索取新的二维码。")
+    except LinkExpired as exc:
+        return None, message(410, "二维码已过期", f"该开票二维码已于 {exc.expired_at:%Y-%m-%d %H:%M} 过期，请联系商家。")
+    view = await asyncio.to_thread(scan_view, request.app["sessions"], link.link_id)
+    if view is None:
+        return None, message(404, "订单不存在", "未找到该二维码对应的订单，请联系商家。")
+    return (link, view), None
+
+
+async def scan_page(request: web.Request) -> web.Response:
+    found, error = await _view(request)
+    if error:
+        return error
+    link, view = found
+    return render("h5.html", view=view, token=request.match_info["token"], form={}, errors={},
+                  special=view.order.invoice_kind in SPECIAL_KINDS)
+
+
+async def submit(request: web.Request) -> web.Response:
+    found, error = await _view(request)
+    if error:
+        return error
+    link, view = found
+    token = request.match_info["token"]
+    if view.status not in ("accepted", "submitted"):
+        raise web.HTTPSeeOther(f"/q/{token}")
+    form = dict(await request.post())
+    result = submission_event(view, form)
+    if isinstance(result, dict):
+        return render("h5.html", status=422, view=view, token=token, form=form, errors=result,
+                      special=view.order.invoice_kind in SPECIAL_KINDS)
+    producer = request.app[PRODUCER]
+    topic = request.app[SETTINGS].topics["buyer.submitted"]
+    try:
+        await producer.send_and_wait(topic, key=result.order_key.encode(), value=result.model_dump_json().encode())
+    except Exception:
+        log.exception("could not publish buyer.submitted")
+        return message(503, "提交失败", "系统繁忙，请稍后重新提交。您填写的信息未丢失，返回上一页即可重试。")
+    await asyncio.to_thread(mark_submitted, request.app["sessions"], link.link_id, result)
+    raise web.HTTPSeeOther(f"/q/{token}")
+
+
+async def status(request: web.Request) -> web.Response:
+    found, error = await _view(request)
+    if error:
+        return web.json_response({"status": "invalid"}, status=error.status)
+    _, view = found
+    return web.json_response({"status": view.status, "invoice_number": view.invoice.number if view.invoice else None})
+
+
+async def qr_image(request: web.Request) -> web.Response:
+    found, error = await _view(request)
+    if error:
+        return error
+    url = f"{request.app[SETTINGS].base_url}/q/{request.match_info['token']}"
+    return web.Response(body=qr_svg(url), content_type="image/svg+xml",
+                        headers={"Cache-Control": "public, max-age=86400, immutable"})
+
+
+async def document(request: web.Request) -> web.Response:
+    found, error = await _view(request)
+    if error:
+        return error
+    _, view = found
+    fmt = request.match_info["fmt"]
+    if view.status != "issued" or fmt not in (view.documents or {}):
+        return message(404, "发票尚未开具", "发票开具后即可查看和下载。")
+    path = Path(view.documents[fmt])
+    headers = {"Content-Disposition": f'attachment; filename="{view.invoice.number}.{fmt}"'} if fmt != "html" else {}
+    return web.FileResponse(path, headers=headers)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def _producer_ctx(app: web.Application):
+    settings = app[SETTINGS]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers.split(","), acks="all")
+    await producer.start()
+    app[PRODUCER] = producer
+    yield
+    await producer.stop()
+
+
+def create_gateway(settings: Settings) -> web.Application:
+    app = web.Application()
+    app[SETTINGS] = settings
+    app["sessions"] = make_session_factory(make_engine(settings.db_url))
+    app.cleanup_ctx.append(_producer_ctx)
+    app.add_routes([
+        web.get("/healthz", healthz),
+        web.get("/q/{token}", scan_page),
+        web.post("/q/{token}", submit),
+        web.get("/q/{token}/status", status),
+        web.get("/q/{token}/qr.svg", qr_image),
+        web.get("/q/{token}/invoice.{fmt}", document),
+    ])
+    return app
+
+
+def run_gateway(settings: Settings) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    web.run_app(create_gateway(settings), host=settings.http_host, port=settings.http_port, print=None)

@@ -1,0 +1,136 @@
+"""Use case: a BILL.PUSH arrived. Check every bill, persist accepted orders once, mint their QR links."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from fapiao.adapters.db import OrderRow
+from fapiao.domain.links import make_token, new_link_id
+from fapiao.domain.order_rules import check_bill, key_tax_id_warning
+from fapiao.services import Outcome, stable_id
+from fapiao.services.merchants import push_context
+from fapiao.topics import order_key
+from schemas.bill_push import Bill, BillPush
+from schemas.events import Order, OrderAccepted, OrderRejected, Violation
+
+
+@dataclass(frozen=True)
+class LinkMinter:
+    secret: bytes
+    base_url: str
+
+    def url(self, link_id: str, expires_at: datetime) -> str:
+        return f"{self.base_url}/q/{make_token(self.secret, link_id, expires_at)}"
+
+
+def content_hash(order: Order) -> str:
+    return hashlib.sha256(order.model_dump_json().encode()).hexdigest()
+
+
+def _rejected(bill: Bill, push: BillPush, index: int, violations: list[Violation]) -> Outcome:
+    original = bill.model_dump(mode="json", exclude_none=True)
+    seller = (bill.sellerTaxpayerId or "").strip()
+    bill_no = (bill.billNo or "").strip()
+    return Outcome(
+        "orders.rejected",
+        OrderRejected(
+            event_id=stable_id("rejected", push.requestId, index, json.dumps(original, sort_keys=True)),
+            order_key=order_key(seller, bill_no).decode(),
+            business_system_code=bill.businessSystemCode or push.businessSystemCode,
+            bill_no=bill_no or None,
+            violations=violations,
+            original=original,
+            request_id=push.requestId,
+        ),
+    )
+
+
+def _accepted(row: OrderRow, order: Order, minter: LinkMinter, request_id: str | None) -> Outcome:
+    expires = row.link_expires_at if row.link_expires_at.tzinfo else row.link_expires_at.replace(tzinfo=timezone.utc)
+    return Outcome(
+        "orders.accepted",
+        OrderAccepted(
+            event_id=stable_id("accepted", row.seller_tax_id, row.bill_no, row.content_hash),
+            order_key=order_key(row.seller_tax_id, row.bill_no).decode(),
+            order=order,
+            link=minter.url(row.link_id, expires),
+            link_expires_at=expires,
+            request_id=request_id,
+        ),
+    )
+
+
+def _store_once(s: Session, order: Order, qr_key: str | None, validity_days: int, now: datetime) -> OrderRow:
+    """Insert the order, or return the row a previous push (or a racing worker) already stored."""
+    digest = content_hash(order)
+    row = OrderRow(
+        seller_tax_id=order.seller_tax_id,
+        bill_no=order.bill_no,
+        business_system_code=order.business_system_code,
+        qr_key=qr_key,
+        content_hash=digest,
+        order=order.model_dump(mode="json"),
+        total_amount=order.total_amount,
+        link_id=new_link_id(),
+        link_expires_at=now + timedelta(days=validity_days),
+        status="accepted",
+        created_at=now,
+    )
+    s.add(row)
+    try:
+        s.commit()
+        return row
+    except IntegrityError:
+        s.rollback()
+    existing = s.scalar(
+        select(OrderRow).where(OrderRow.seller_tax_id == order.seller_tax_id, OrderRow.bill_no == order.bill_no)
+    )
+    if existing is None:  # the conflict was not on the order identity; let the caller see it
+        raise RuntimeError("order insert failed without an existing order")
+    return existing
+
+
+def ingest_push(
+    sessions: sessionmaker,
+    push: BillPush,
+    minter: LinkMinter,
+    *,
+    line_tax_tolerance: Decimal = Decimal("0.06"),
+    now: datetime | None = None,
+) -> list[Outcome]:
+    now = now or datetime.now(timezone.utc)
+    outcomes: list[Outcome] = []
+    with sessions() as s:
+        for index, bill in enumerate(push.data):
+            ctx = push_context(
+                s,
+                system_code=bill.businessSystemCode or push.businessSystemCode,
+                seller_tax_id=bill.sellerTaxpayerId,
+                qr_key=bill.qrKey,
+                line_tax_tolerance=line_tax_tolerance,
+            )
+            result = check_bill(bill, ctx, push.businessSystemCode)
+            if isinstance(result, list):
+                outcomes.append(_rejected(bill, push, index, result))
+                continue
+            days = int(bill.termValidity) if bill.termValidity else ctx.setting.validity_days
+            row = _store_once(s, result, ctx.setting.key, days, now)
+            if row.content_hash != content_hash(result):
+                conflict = Violation(code="00565", field="billNo", message="销售单已存在,不能重复导入（内容与已导入的不同）")
+                outcomes.append(_rejected(bill, push, index, [conflict]))
+                continue
+            outcomes.append(_accepted(row, result, minter, push.requestId))
+            warning = key_tax_id_warning(ctx.setting.org.tax_id, result.seller_tax_id)
+            if warning is not None:
+                outcomes[-1] = Outcome(
+                    "orders.accepted", outcomes[-1].event.model_copy(update={"warnings": [warning]})
+                )
+    return outcomes

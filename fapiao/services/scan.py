@@ -1,0 +1,78 @@
+"""Use cases behind the buyer's H5 page: what a scanned link shows, and turning a form into buyer.submitted."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Mapping
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from fapiao.adapters.db import DeliveryRow, InvoiceRow, OrderRow, SubmissionRow
+from fapiao.domain.buyer import check_buyer
+from fapiao.services import stable_id
+from fapiao.topics import order_key
+from schemas.events import BuyerSubmitted, Invoice, Order
+
+
+@dataclass(frozen=True)
+class ScanView:
+    order: Order
+    order_key: str
+    status: str  # accepted | submitted | awaiting_issue | issued | failed
+    invoice: Invoice | None = None
+    documents: dict | None = None
+    error: str | None = None
+    deliveries: tuple[tuple[str, str, str], ...] = ()  # (channel, target, status)
+
+
+def scan_view(sessions: sessionmaker, link_id: str) -> ScanView | None:
+    with sessions() as s:
+        row = s.scalar(select(OrderRow).where(OrderRow.link_id == link_id))
+        if row is None:
+            return None
+        key = order_key(row.seller_tax_id, row.bill_no).decode()
+        order = Order.model_validate(row.order)
+        inv = s.scalar(select(InvoiceRow).where(InvoiceRow.order_id == row.id))
+        if inv is not None and inv.status == "issued":
+            deliveries = s.execute(
+                select(DeliveryRow.channel, DeliveryRow.target, DeliveryRow.status).where(
+                    DeliveryRow.invoice_number == inv.number
+                )
+            ).all()
+            return ScanView(order, key, "issued", Invoice.model_validate(inv.invoice), inv.documents,
+                            deliveries=tuple(tuple(d) for d in deliveries))
+        if inv is not None and inv.status == "failed":
+            return ScanView(order, key, "failed", error=inv.error)
+        if row.status == "awaiting_issue":
+            return ScanView(order, key, "awaiting_issue")
+        submitted = s.scalar(select(SubmissionRow.id).where(SubmissionRow.order_id == row.id))
+        return ScanView(order, key, "submitted" if submitted else "accepted")
+
+
+def submission_event(view: ScanView, form: Mapping[str, str]) -> BuyerSubmitted | dict[str, str]:
+    """The buyer.submitted event for a valid form, or the errors by field. The kind is the pushed one."""
+    result = check_buyer(form, view.order.invoice_kind)
+    if isinstance(result, dict):
+        return result
+    digest = hashlib.sha256(json.dumps(result.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+    submission_id = stable_id("submitted", view.order_key, digest)
+    return BuyerSubmitted(
+        event_id=submission_id,
+        order_key=view.order_key,
+        submission_id=submission_id,
+        buyer=result,
+        invoice_kind=view.order.invoice_kind,
+    )
+
+
+def mark_submitted(sessions: sessionmaker, link_id: str, ev: BuyerSubmitted) -> None:
+    """Remember that the buyer submitted, so the page shows 开票中 at once (the worker records the details)."""
+    with sessions() as s:
+        row = s.scalar(select(OrderRow).where(OrderRow.link_id == link_id))
+        if s.scalar(select(SubmissionRow).where(SubmissionRow.order_id == row.id)) is None:
+            s.add(SubmissionRow(order_id=row.id, submission_id=ev.submission_id, buyer=ev.buyer.model_dump(mode="json"),
+                                invoice_kind=ev.invoice_kind.value, submitted_at=ev.occurred_at))
+            s.commit()

@@ -1,0 +1,40 @@
+"""Topic names, derived from one configurable prefix, and the partition key every event of an order uses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STAGES = (
+    "orders.pushed",
+    "orders.accepted",
+    "orders.rejected",
+    "buyer.submitted",
+    "invoices.issued",
+    "invoices.failed",
+    "delivery.requested",
+    "delivery.completed",
+)
+
+# Topics a worker consumes; each gets a dead-letter twin `<topic>.dlq`.
+CONSUMED = ("orders.pushed", "buyer.submitted", "delivery.requested")
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    prefix: str
+
+    def __getitem__(self, stage: str) -> str:
+        if stage not in STAGES:
+            raise KeyError(stage)
+        return f"{self.prefix}.{stage}"
+
+    def dlq(self, stage: str) -> str:
+        return f"{self[stage]}.dlq"
+
+    def all(self) -> list[str]:
+        return [self[s] for s in STAGES] + [self.dlq(s) for s in CONSUMED]
+
+
+def order_key(seller_tax_id: str, bill_no: str) -> bytes:
+    """The message key of every event about one order, so they share a partition and stay in order."""
+    return f"{seller_tax_id}:{bill_no}".encode()

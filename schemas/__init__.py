@@ -1,0 +1,36 @@
+"""Event contracts of every fapiao topic (see ``schemas.events`` and ``schemas.bill_push``)."""
+
+from schemas.bill_push import Bill, BillLine, BillPush, NotAnOrder, parse_push
+from schemas.events import (
+    Buyer,
+    BuyerSubmitted,
+    BuyerType,
+    Channel,
+    Contract,
+    DeliveryCompleted,
+    DeliveryRequested,
+    Invoice,
+    InvoiceFailed,
+    InvoiceIssued,
+    InvoiceKind,
+    InvoiceLine,
+    Order,
+    OrderAccepted,
+    OrderLine,
+    OrderRejected,
+    Violation,
+)
+
+# The model of each topic, by stage name (see fapiao.topics.STAGES).
+TOPIC_MODELS = {
+    "orders.pushed": BillPush,
+    "orders.accepted": OrderAccepted,
+    "orders.rejected": OrderRejected,
+    "buyer.submitted": BuyerSubmitted,
+    "invoices.issued": InvoiceIssued,
+    "invoices.failed": InvoiceFailed,
+    "delivery.requested": DeliveryRequested,
+    "delivery.completed": DeliveryCompleted,
+}
+
+__all__ = [n for n in dir() if not n.startswith("_")]

@@ -1,0 +1,47 @@
+"""Build a Faust app for one worker from settings, and run it.
+
+Each worker is its own consumer group (``{group_prefix}-{worker}``), so the three can be deployed, scaled and
+watched for lag separately; ``fapiao worker all`` runs the three as child processes with the same groups.
+"""
+
+from __future__ import annotations
+
+import faust
+
+from fapiao.config import Settings
+from workers import delivery, invoice_issue, order_ingest
+from workers.deps import Deps
+
+WORKERS = {"order-ingest": order_ingest, "invoice-issue": invoice_issue, "delivery": delivery}
+
+
+def broker_urls(bootstrap: str) -> list[str]:
+    return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
+
+
+def create_app(settings: Settings, worker: str, deps: Deps | None = None) -> faust.App:
+    if worker not in WORKERS:
+        raise ValueError(f"unknown worker {worker!r}; choose one of {', '.join(WORKERS)}")
+    app = faust.App(
+        f"{settings.group_prefix}-{worker}",
+        broker=broker_urls(settings.bootstrap_servers),
+        store="memory://",
+        web_enabled=False,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        broker_rebalance_timeout=settings.broker_rebalance_timeout,
+        broker_session_timeout=settings.broker_session_timeout,
+        broker_heartbeat_interval=settings.broker_heartbeat_interval,
+        producer_acks=-1,
+    )
+    app.fapiao_runtime = WORKERS[worker].register(app, settings, deps or Deps(settings))
+    return app
+
+
+def run_worker(settings: Settings, worker: str) -> None:
+    from fapiao.adapters.kafka import ensure_topics
+
+    ensure_topics(settings)
+    app = create_app(settings, worker)
+    faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()

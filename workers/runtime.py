@@ -1,0 +1,99 @@
+"""The loop every agent shares: parse, call the plain service function (retrying transient errors), publish what
+it returns; dead-letter what cannot be processed so the partition keeps flowing.
+
+Dead-letter headers use Spring Kafka's ``kafka_dlt-*`` names (values are UTF-8 text), plus ``fapiao-error-kind``:
+``poison`` (the bytes are not a valid event), ``exhausted`` (a transient error outlived its retries) or
+``handler`` (an unexpected error in the handler).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from typing import Any, Callable
+
+from sqlalchemy.exc import OperationalError
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from fapiao.services import Outcome, Transient
+
+log = logging.getLogger("fapiao.worker")
+
+TRANSIENT = (Transient, OperationalError)
+
+
+class Runtime:
+    def __init__(self, app, settings, consumed_stage: str):
+        self.app = app
+        self.settings = settings
+        self.stage = consumed_stage
+        names = settings.topics
+        self.outputs: dict[str, Any] = {}
+        self._topic = lambda name: app.topic(name, key_type=bytes, value_type=bytes, value_serializer="raw",
+                                              key_serializer="raw", partitions=settings.topic_partitions)
+        self.source = self._topic(names[consumed_stage])
+        self.dlq = self._topic(names.dlq(consumed_stage))
+        self.processed = 0
+
+    def output(self, stage: str):
+        if stage not in self.outputs:
+            self.outputs[stage] = self._topic(self.settings.topics[stage])
+        return self.outputs[stage]
+
+    async def publish(self, outcomes: list[Outcome]) -> None:
+        for o in outcomes:
+            await self.output(o.stage).send(key=o.key, value=o.event.model_dump_json().encode())
+
+    async def dead_letter(self, message, exc: BaseException, kind: str) -> None:
+        headers = [
+            ("kafka_dlt-original-topic", message.topic),
+            ("kafka_dlt-original-partition", str(message.partition)),
+            ("kafka_dlt-original-offset", str(message.offset)),
+            ("kafka_dlt-original-timestamp", str(int(message.timestamp * 1000)) if message.timestamp else ""),
+            ("kafka_dlt-original-consumer-group", self.app.conf.id),
+            ("kafka_dlt-exception-fqcn", f"{type(exc).__module__}.{type(exc).__qualname__}"),
+            ("kafka_dlt-exception-message", str(exc)[:2000]),
+            ("kafka_dlt-exception-stacktrace", "".join(traceback.format_exception(exc))[-8000:]),
+            ("fapiao-error-kind", kind),
+        ]
+        log.warning("dead-lettered %s[%s]@%s (%s): %s", message.topic, message.partition, message.offset, kind, exc)
+        await self.dlq.send(key=message.key, value=message.value, headers=[(k, v.encode()) for k, v in headers])
+
+    async def call(self, handler: Callable[[Any], list[Outcome]], parsed: Any) -> list[Outcome]:
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(TRANSIENT),
+            stop=stop_after_attempt(self.settings.retry_attempts),
+            wait=wait_random_exponential(multiplier=0.05, max=self.settings.retry_max_wait),
+            reraise=True,
+        ):
+            with attempt:
+                return await asyncio.to_thread(handler, parsed)
+        raise AssertionError("unreachable")
+
+    async def process(self, event, parse: Callable[[bytes], Any], handler: Callable[[Any], list[Outcome]]) -> None:
+        message = event.message
+        try:
+            parsed = parse(event.value)
+        except Exception as exc:  # anything unparsable is poison, whatever the parser raised
+            await self.dead_letter(message, exc, "poison")
+            return
+        try:
+            outcomes = await self.call(handler, parsed)
+        except TRANSIENT as exc:
+            await self.dead_letter(message, exc, "exhausted")
+            return
+        except Exception as exc:
+            log.exception("handler failed on %s[%s]@%s", message.topic, message.partition, message.offset)
+            await self.dead_letter(message, exc, "handler")
+            return
+        await self.publish(outcomes)
+        self.processed += 1
+
+    def agent(self, name: str, parse, handler):
+        async def consume(stream):
+            async for event in stream.events():
+                await self.process(event, parse, handler)
+
+        consume.__name__ = name.replace("-", "_")
+        return self.app.agent(self.source, name=f"fapiao.{name}")(consume)
