@@ -77,6 +77,20 @@ def worker(name: str) -> None:
     sys.exit(code)
 
 
+@main.group("schemas")
+def schemas_group() -> None:
+    """Event contracts."""
+
+
+@schemas_group.command("export")
+def schemas_export() -> None:
+    """Regenerate schemas/jsonschema/*.json and schemas/asyncapi.json from the pydantic models."""
+    from schemas.export import write
+
+    changed = write()
+    click.echo("\n".join(f"wrote {p}" for p in changed) or "contracts are up to date")
+
+
 @main.command()
 def gateway() -> None:
     """Run the HTTP gateway: the buyer's H5 pages behind QR links."""

@@ -7,7 +7,7 @@ request id, one sandbox issue per idempotency key.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     Numeric,
     String,
+    TypeDecorator,
     UniqueConstraint,
     create_engine,
     event,
@@ -27,6 +28,23 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 Money = Numeric(14, 2)
+
+
+class UtcDateTime(TypeDecorator):
+    """Timezone-aware UTC in and out, on SQLite (which keeps no zone) as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(timezone.utc) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 class Base(DeclarativeBase):
@@ -84,9 +102,9 @@ class OrderRow(Base):
     order: Mapped[dict[str, Any]] = mapped_column(JSON)
     total_amount: Mapped[Decimal] = mapped_column(Money)
     link_id: Mapped[str] = mapped_column(String(32), unique=True)
-    link_expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    link_expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     status: Mapped[str] = mapped_column(String(20), default="accepted")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class SubmissionRow(Base):
@@ -98,7 +116,7 @@ class SubmissionRow(Base):
     submission_id: Mapped[str] = mapped_column(String(64))
     buyer: Mapped[dict[str, Any]] = mapped_column(JSON)
     invoice_kind: Mapped[str] = mapped_column(String(10))
-    submitted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    submitted_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class InvoiceRow(Base):
@@ -112,8 +130,8 @@ class InvoiceRow(Base):
     invoice: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     documents: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(String(500))
-    issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    issued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class SandboxIssueRow(Base):
@@ -123,7 +141,7 @@ class SandboxIssueRow(Base):
     idempotency_key: Mapped[str] = mapped_column(String(100), primary_key=True)
     seller_tax_id: Mapped[str] = mapped_column(String(20))
     number: Mapped[str] = mapped_column(String(20), unique=True)
-    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    issued_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 class SandboxSequenceRow(Base):
@@ -143,7 +161,7 @@ class DeliveryRow(Base):
     status: Mapped[str] = mapped_column(String(20))  # sending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(String(500))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
 def make_engine(url: str) -> Engine:

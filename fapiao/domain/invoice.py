@@ -31,7 +31,7 @@ def build_lines(order: Order) -> list[InvoiceLine]:
         price = None
         if line.price is not None and line.quantity:
             price = (line.price / (1 + line.tax_rate)) if order.include_tax else line.price
-            price = price.quantize(Decimal("0.00000001")).normalize()
+            price = Decimal(format(price.quantize(Decimal("0.00000001")).normalize(), "f"))
         out.append(
             InvoiceLine(
                 line_no=line.line_no,

@@ -79,6 +79,4 @@ def to_chinese_upper(amount: Decimal) -> str:
         text += "零"
     if fen:
         text += _DIGITS[fen] + "分"
-    else:
-        text += "整"
     return prefix + text

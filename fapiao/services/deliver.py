@@ -80,6 +80,7 @@ def _completed(ev: DeliveryRequested, row: DeliveryRow) -> Outcome:
         "delivery.completed",
         DeliveryCompleted(
             event_id=f"{ev.request_id}:completed",
+            occurred_at=row.updated_at,
             order_key=ev.order_key,
             request_id=ev.request_id,
             invoice_number=ev.invoice_number,

@@ -54,11 +54,12 @@ def _rejected(bill: Bill, push: BillPush, index: int, violations: list[Violation
 
 
 def _accepted(row: OrderRow, order: Order, minter: LinkMinter, request_id: str | None) -> Outcome:
-    expires = row.link_expires_at if row.link_expires_at.tzinfo else row.link_expires_at.replace(tzinfo=timezone.utc)
+    expires = row.link_expires_at
     return Outcome(
         "orders.accepted",
         OrderAccepted(
             event_id=stable_id("accepted", row.seller_tax_id, row.bill_no, row.content_hash),
+            occurred_at=row.created_at,
             order_key=order_key(row.seller_tax_id, row.bill_no).decode(),
             order=order,
             link=minter.url(row.link_id, expires),

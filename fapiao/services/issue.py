@@ -75,6 +75,7 @@ def _issued(row: InvoiceRow, order_key: str) -> list[Outcome]:
     invoice = Invoice.model_validate(row.invoice)
     issued = InvoiceIssued(
         event_id=stable_id("issued", invoice.number),
+        occurred_at=invoice.issued_at,
         order_key=order_key,
         invoice=invoice,
         documents=row.documents or {},

@@ -1,0 +1,150 @@
+"""Use cases against a real database (SQLite, and PostgreSQL when FAPIAO_TEST_DATABASE_URL is set):
+idempotent intake, conflicts, races, exactly one invoice and one e-mail per request."""
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+
+from sqlalchemy import func, select
+
+from fapiao.adapters.db import DeliveryRow, InvoiceRow, OrderRow
+from fapiao.adapters.documents import DocumentStore
+from fapiao.adapters.issuer import SandboxIssuer
+from fapiao.adapters.mail import SmtpMailer
+from fapiao.services.deliver import deliver
+from fapiao.services.ingest import LinkMinter, ingest_push
+from fapiao.services.issue import handle_submission
+from fapiao.services.merchants import ensure_demo_merchant
+from fapiao.services.scan import scan_view, submission_event
+from fapiao.domain.links import read_token
+from schemas.bill_push import parse_push
+from tests.conftest import sample_push
+
+MINTER = LinkMinter(b"k" * 32, "http://h")
+
+
+def push(sessions, **bill):
+    return ingest_push(sessions, parse_push(json.dumps(sample_push(**bill)).encode()), MINTER)
+
+
+def count(sessions, model):
+    with sessions() as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def test_accept_then_duplicate_then_conflict(sessions):
+    with sessions() as s:
+        ensure_demo_merchant(s)
+    [first] = push(sessions)
+    assert first.stage == "orders.accepted"
+    [again] = push(sessions)
+    assert again.stage == "orders.accepted"
+    assert again.event.link == first.event.link and again.event.event_id == first.event.event_id
+    assert count(sessions, OrderRow) == 1
+    [conflict] = push(sessions, remark="changed")
+    assert conflict.stage == "orders.rejected"
+    assert [v.code for v in conflict.event.violations] == ["00565"]
+    assert count(sessions, OrderRow) == 1
+
+
+def test_rejected_carries_original_and_all_violations(sessions):
+    with sessions() as s:
+        ensure_demo_merchant(s)
+    [out] = push(sessions, invoiceType="026", billNo="")
+    assert out.stage == "orders.rejected"
+    assert {"00603", "00552"} <= {v.code for v in out.event.violations}
+    assert out.event.original["invoiceType"] == "026"
+    assert count(sessions, OrderRow) == 0
+
+
+def test_racing_workers_create_one_order(sessions):
+    with sessions() as s:
+        ensure_demo_merchant(s)
+    barrier = threading.Barrier(4)
+
+    def race(_):
+        barrier.wait()
+        return push(sessions, billNo="RACE-1")[0]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(race, range(4)))
+    assert {r.stage for r in results} == {"orders.accepted"}
+    assert len({r.event.link for r in results}) == 1
+    assert count(sessions, OrderRow) == 1
+
+
+def _accepted_and_submission(sessions, bill_no="ISSUE-1", email="buyer@example.cn"):
+    with sessions() as s:
+        ensure_demo_merchant(s)
+    [acc] = push(sessions, billNo=bill_no)
+    link = read_token(MINTER.secret, acc.event.link.rsplit("/", 1)[1])
+    view = scan_view(sessions, link.link_id)
+    ev = submission_event(view, {"buyer_type": "enterprise", "title": "某某公司", "tax_id": "91440300358768292H",
+                                 "email": email})
+    return link, ev
+
+
+def test_issue_exactly_once_under_redelivery_and_race(sessions, tmp_path):
+    link, ev = _accepted_and_submission(sessions)
+    issuer, docs = SandboxIssuer(sessions), DocumentStore(tmp_path)
+    barrier = threading.Barrier(3)
+
+    def work(_):
+        barrier.wait()
+        return handle_submission(sessions, issuer, docs, ev)
+
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(work, range(3)))
+    results.append(handle_submission(sessions, issuer, docs, ev))  # a redelivery later
+    numbers = {o.event.invoice.number for r in results for o in r if o.stage == "invoices.issued"}
+    assert len(numbers) == 1
+    assert count(sessions, InvoiceRow) == 1
+    inv = results[0][0].event.invoice
+    assert inv.total_with_tax == Decimal("1230.00") and inv.total_tax == Decimal("135.66")
+    assert inv.total_with_tax_upper == "壹仟贰佰叁拾圆整"
+    assert scan_view(sessions, link.link_id).status == "issued"
+    requests = {o.event.request_id for r in results for o in r if o.stage == "delivery.requested"}
+    assert len(requests) == 1
+
+
+def test_sandbox_numbers_in_sequence_per_seller(sessions, tmp_path):
+    issuer = SandboxIssuer(sessions)
+    from datetime import datetime, timezone
+
+    now = datetime(2026, 11, 22, tzinfo=timezone.utc)
+    a = [issuer.issue(f"k{i}", "91440300MA5G9GK78Y", now)[0] for i in range(3)]
+    assert [int(n[-11:]) for n in a] == [1, 2, 3] and all(len(n) == 20 and n.startswith("26") for n in a)
+    assert issuer.issue("k1", "91440300MA5G9GK78Y", now)[0] == a[1]
+    b = issuer.issue("other", "91440300358768292H", now)[0]
+    assert b not in a and int(b[-11:]) == 1
+
+
+def test_issue_refused_over_monthly_limit(sessions, tmp_path):
+    from fapiao.adapters.db import OrgRow
+
+    link, ev = _accepted_and_submission(sessions)
+    with sessions() as s:
+        s.scalar(select(OrgRow)).monthly_limit = Decimal("1000.00")
+        s.commit()
+    [out] = handle_submission(sessions, SandboxIssuer(sessions), DocumentStore(tmp_path), ev)
+    assert out.stage == "invoices.failed" and out.event.code == "LIMIT_EXCEEDED" and not out.event.retryable
+
+
+def test_delivery_once_and_permanent_failure(sessions, tmp_path, settings, smtp_server):
+    settings = settings.model_copy(update={"smtp_port": smtp_server.port})
+    mailer = SmtpMailer(settings)
+    for bill_no, email in (("D-1", "buyer@example.cn"), ("D-2", "nobody@refused.example")):
+        link, ev = _accepted_and_submission(sessions, bill_no, email)
+        outs = handle_submission(sessions, SandboxIssuer(sessions), DocumentStore(tmp_path), ev)
+        [req] = [o.event for o in outs if o.stage == "delivery.requested"]
+        first = deliver(sessions, mailer, req, "from@x.cn")[0].event
+        second = deliver(sessions, mailer, req, "from@x.cn")[0].event  # redelivered request
+        assert first == second
+    assert len(smtp_server.messages) == 1
+    msg = smtp_server.messages[0]
+    assert msg["To"] == "buyer@example.cn" and "电子发票" in msg["Subject"]
+    assert any(p.get_filename().endswith(".json") for p in msg.iter_attachments())
+    with sessions() as s:
+        failed = s.scalar(select(DeliveryRow).where(DeliveryRow.target == "nobody@refused.example"))
+        assert failed.status == "failed" and failed.attempts == 1 and "550" in failed.error
