@@ -1,0 +1,126 @@
+"""Run the real system (workers and gateway as processes) against a given broker and database, and read its
+topics. Used by the end-to-end tests and the benchmark, so both exercise exactly what production runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from kafka import KafkaConsumer, TopicPartition
+
+from fapiao.config import Settings
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAPIAO_")}
+    env.update(
+        FAPIAO_KAFKA_BOOTSTRAP=settings.bootstrap_servers,
+        FAPIAO_DATABASE_URL=settings.db_url,
+        FAPIAO_TOPIC_PREFIX=settings.topic_prefix,
+        FAPIAO_GROUP_PREFIX=settings.group_prefix,
+        FAPIAO_DATA_DIR=str(settings.data_dir),
+        FAPIAO_HTTP_PORT=str(settings.http_port),
+        FAPIAO_SMTP_PORT=str(settings.smtp_port),
+        FAPIAO_LINK_SECRET=settings.link_secret.get_secret_value(),
+        FAPIAO_LOG_LEVEL=settings.log_level,
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+class SystemProcess:
+    """One ``fapiao ...`` command in its own process group, logging to a file."""
+
+    def __init__(self, settings: Settings, *args: str, log: Path):
+        self.log_path = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "fapiao.cli", *args],
+            env=settings_env(settings),
+            stdout=open(log, "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+def wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer within {timeout}s") from None
+            time.sleep(0.1)
+
+
+class TopicReader:
+    """Reads a topic from the beginning without a consumer group (so it changes no offsets)."""
+
+    def __init__(self, settings: Settings, topic: str):
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers.split(","),
+                                      enable_auto_commit=False, consumer_timeout_ms=200)
+        parts = self.consumer.partitions_for_topic(topic) or set()
+        self.tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        self.consumer.assign(self.tps)
+        self.consumer.seek_to_beginning(*self.tps)
+        self.records: list = []
+
+    def poll(self) -> list:
+        batch = self.consumer.poll(timeout_ms=200)
+        new = [r for recs in batch.values() for r in recs]
+        self.records.extend(new)
+        return new
+
+    def wait_for(self, predicate, timeout: float = 60.0):
+        deadline = time.monotonic() + timeout
+        for r in self.records:
+            if predicate(r):
+                return r
+        while time.monotonic() < deadline:
+            for r in self.poll():
+                if predicate(r):
+                    return r
+        raise TimeoutError("no matching record within timeout")
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def json_value(record) -> dict:
+    return json.loads(record.value)
+
+
+def processes_with_env(marker: str) -> list[int]:
+    """PIDs of live processes whose environment contains ``marker`` (e.g. a unique FAPIAO_DATA_DIR)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                status = (entry / "status").read_text()
+                if "State:\tZ" not in status:
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found

@@ -1,0 +1,136 @@
+"""End to end on real parts: the embedded Kafka broker, the database (SQLite and PostgreSQL), a real SMTP server,
+the HTTP gateway, and the three workers as processes (``fapiao worker all``)."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from fapiao.adapters.kafka import ensure_topics, free_port, producer
+from fapiao.services.merchants import ensure_demo_merchant
+from fapiao.testing import SystemProcess, TopicReader, json_value, processes_with_env, wait_http
+from fapiao.topics import order_key
+from tests.conftest import sample_push
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+
+
+@pytest.fixture
+def system(broker, settings, sessions, smtp_server, tmp_path):
+    s = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "http_port": free_port(),
+                                    "smtp_port": smtp_server.port})
+    ensure_topics(s)
+    with sessions() as db:
+        ensure_demo_merchant(db)
+    workers = SystemProcess(s, "worker", "all", log=tmp_path / "workers.log")
+    gateway = SystemProcess(s, "gateway", log=tmp_path / "gateway.log")
+    wait_http(f"{s.base_url}/healthz")
+    yield s
+    for proc in (gateway, workers):
+        assert proc.stop() == 0 or proc.proc.returncode in (-15, 0), proc.log_path.read_text()[-3000:]
+    deadline = time.monotonic() + 10
+    while processes_with_env(str(s.data_dir)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_with_env(str(s.data_dir)) == [], "a worker process outlived `fapiao worker all`"
+
+
+def publish(s, value: bytes, key: bytes) -> None:
+    p = producer(s)
+    p.send(s.topics["orders.pushed"], key=key, value=value)
+    p.flush()
+    p.close()
+
+
+def http(url: str, data: dict | None = None) -> tuple[int, str]:
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **k):
+            return None
+
+    opener = urllib.request.build_opener(NoRedirect)
+    try:
+        with opener.open(urllib.request.Request(url, data=body), timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def test_order_to_delivered_invoice(system, smtp_server):
+    s = system
+    doc = sample_push(billNo="E2E-0001")
+    key = order_key("91440300MA5G9GK78Y", "E2E-0001")
+    publish(s, json.dumps(doc).encode(), key)
+
+    accepted = TopicReader(s, s.topics["orders.accepted"])
+    rec = accepted.wait_for(lambda r: r.key == key, timeout=90)
+    link = json_value(rec)["link"]
+    assert link.startswith(s.base_url + "/q/") and "E2E" not in link
+
+    status, page = http(link)
+    assert status == 200 and "E2E-0001" in page and "1230.00" in page
+
+    bad = {"buyer_type": "enterprise", "title": "某某科技有限公司", "tax_id": "91500107MAC3BEU123",
+           "email": "buyer@example.cn"}
+    status, page = http(link, bad)
+    assert status == 422 and 'id="err-tax_id"' in page and "校验位" in page
+
+    status, _ = http(link, {**bad, "tax_id": "91440300358768292H"})
+    assert status == 303
+    status, _ = http(link, {**bad, "tax_id": "91440300358768292H"})  # a double tap: same request
+    assert status in (303,)
+
+    deadline = time.monotonic() + 60
+    while json.loads(http(link + "/status")[1])["status"] != "issued":
+        assert time.monotonic() < deadline, "invoice not issued within 60s"
+        time.sleep(0.2)
+
+    completed = TopicReader(s, s.topics["delivery.completed"])
+    done = json_value(completed.wait_for(lambda r: r.key == key, timeout=60))
+    assert done["outcome"] == "sent" and done["channel"] == "email"
+
+    issued = TopicReader(s, s.topics["invoices.issued"])
+    inv = json_value(issued.wait_for(lambda r: r.key == key))["invoice"]
+    assert re.fullmatch(r"\d{20}", inv["number"]) and inv["total_with_tax"] == "1230.00"
+    assert inv["buyer"]["tax_id"] == "91440300358768292H"
+
+    assert len(smtp_server.messages) == 1
+    mail = smtp_server.messages[0]
+    assert mail["To"] == "buyer@example.cn" and inv["number"] in mail["Subject"]
+
+    status, page = http(link)  # the second scan shows the issued invoice
+    assert status == 200 and inv["number"] in page and "已发送" in page
+    for reader in (accepted, completed, issued):
+        reader.close()
+
+
+def test_poison_goes_to_dead_letter_and_partition_keeps_flowing(system):
+    s = system
+    key = order_key("91440300MA5G9GK78Y", "E2E-POISON")
+    publish(s, b"\x00 this is not json", key)
+    publish(s, json.dumps(sample_push(billNo="E2E-POISON")).encode(), key)  # same key: same partition, after it
+
+    dlq = TopicReader(s, s.topics.dlq("orders.pushed"))
+    dead = dlq.wait_for(lambda r: r.key == key, timeout=90)
+    headers = {k: v.decode() for k, v in dead.headers}
+    assert dead.value == b"\x00 this is not json"
+    assert headers["kafka_dlt-original-topic"] == s.topics["orders.pushed"]
+    assert headers["fapiao-error-kind"] == "poison"
+    assert int(headers["kafka_dlt-original-offset"]) >= 0 and "not JSON" in headers["kafka_dlt-exception-message"]
+
+    accepted = TopicReader(s, s.topics["orders.accepted"])
+    accepted.wait_for(lambda r: r.key == key, timeout=60)
+
+    rejected_key = order_key("91440300MA5G9GK78Y", "E2E-BAD")
+    publish(s, json.dumps(sample_push(billNo="E2E-BAD", invoiceType="026")).encode(), rejected_key)
+    rejected = TopicReader(s, s.topics["orders.rejected"])
+    event = json_value(rejected.wait_for(lambda r: r.key == rejected_key, timeout=60))
+    assert [v["code"] for v in event["violations"]] == ["00603"]
+    for reader in (dlq, accepted, rejected):
+        reader.close()
