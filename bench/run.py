@@ -232,7 +232,8 @@ def main() -> None:
         def passthrough():
             p = subprocess.Popen([sys.executable, str(ROOT / "bench" / "passthrough.py"), settings.bootstrap_servers,
                                   f"{settings.topic_prefix}.bench.in", f"{settings.topic_prefix}.bench.out",
-                                  f"{settings.group_prefix}-passthrough"], start_new_session=True)
+                                  f"{settings.group_prefix}-passthrough", str(settings.fetch_max_wait_ms)],
+                                 start_new_session=True)
             return (lambda: (os.killpg(p.pid, signal.SIGTERM), p.wait())), p.pid
 
         def worker(*names):

@@ -12,7 +12,7 @@ import click
 
 from fapiao.config import ConfigError, Settings, load_settings
 
-WORKER_NAMES = ("order-ingest", "invoice-issue", "delivery")
+WORKER_NAMES = ("order-ingest", "invoice-issue", "delivery", "callbacks")
 
 
 def _settings() -> Settings:
@@ -75,6 +75,45 @@ def worker(name: str) -> None:
     code = sup.wait()
     sup.stop()
     sys.exit(code)
+
+
+@main.group()
+def callbacks() -> None:
+    """Result push-back to business systems."""
+
+
+@callbacks.command("list")
+def callbacks_list() -> None:
+    """Failed callbacks: what failed, how often, and when the next try is due."""
+    from fapiao.adapters.db import make_engine, make_session_factory
+    from fapiao.services.callbacks import failed_callbacks
+
+    rows = failed_callbacks(make_session_factory(make_engine(_settings().db_url)))
+    for r in rows:
+        due = r.next_attempt_at.isoformat() if r.next_attempt_at else "never (permanent: fix and retry)"
+        click.echo(f"{r.event_id}  {r.business_system_code}  {r.kind}  attempts={r.attempts}  next={due}  {r.last_error}")
+    click.echo(f"{len(rows)} failed callback(s)")
+
+
+@callbacks.command("retry")
+@click.option("--all", "everything", is_flag=True, help="Also those that failed permanently or are not due yet.")
+def callbacks_retry(everything: bool) -> None:
+    """Try failed callbacks again now."""
+    from datetime import datetime, timedelta, timezone
+
+    from fapiao.adapters.db import CallbackRow, make_engine, make_session_factory
+    from fapiao.adapters.http_client import post_json
+    from fapiao.services.callbacks import retry_due
+
+    s = _settings()
+    sessions = make_session_factory(make_engine(s.db_url))
+    now = datetime.now(timezone.utc)
+    if everything:
+        with sessions() as db:
+            db.query(CallbackRow).filter(CallbackRow.status == "failed").update({"next_attempt_at": now})
+            db.commit()
+    sent = retry_due(sessions, post_json, timeout=s.callback_timeout, now=now + timedelta(seconds=1), limit=10_000)
+    click.echo(f"sent {sent}")
 
 
 @main.group("schemas")

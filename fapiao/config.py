@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     broker_rebalance_timeout: float = Field(6.0, gt=0, description="Seconds; short so a group forms quickly.")
     broker_session_timeout: float = Field(6.0, gt=0, description="Seconds before a dead member is evicted.")
     broker_heartbeat_interval: float = Field(1.0, gt=0, description="Seconds between consumer heartbeats.")
+    fetch_max_wait_ms: int = Field(
+        100, ge=1, le=10000, description="Longest a consumer fetch waits for data (Faust hard-codes 1500)."
+    )
+    merchant_cache_seconds: float = Field(
+        5.0, ge=0, description="How long a worker reuses merchant settings it looked up (0: no cache)."
+    )
 
     database_url: str | None = Field(None, description="SQLAlchemy URL. Empty: SQLite under data_dir.")
 
@@ -65,6 +71,11 @@ class Settings(BaseSettings):
 
     retry_attempts: int = Field(4, ge=1, le=20, description="Tries for a transient error before dead-lettering.")
     retry_max_wait: float = Field(2.0, gt=0, description="Longest backoff between tries, in seconds.")
+
+    callback_timeout: float = Field(5.0, gt=0, description="Seconds per merchant callback request.")
+    callback_retry_interval: float = Field(
+        30.0, gt=0, description="How often the callbacks worker retries failed callbacks that are due."
+    )
 
     log_level: str = Field("warn", pattern=r"^(debug|info|warn|error|crit)$", description="Worker log level.")
 

@@ -16,7 +16,14 @@ STAGES = (
 )
 
 # Topics a worker consumes; each gets a dead-letter twin `<topic>.dlq`.
-CONSUMED = ("orders.pushed", "buyer.submitted", "delivery.requested")
+CONSUMED = (
+    "orders.pushed",
+    "buyer.submitted",
+    "delivery.requested",
+    "orders.accepted",  # the callbacks worker
+    "orders.rejected",
+    "invoices.issued",
+)
 
 
 @dataclass(frozen=True)

@@ -115,3 +115,12 @@ def smtp_server():
     handler.port = controller.port
     yield handler
     controller.stop()
+
+
+@pytest.fixture
+def http_stub():
+    from tests.httpstub import HttpStub
+
+    stub = HttpStub()
+    yield stub
+    stub.close()

@@ -49,5 +49,5 @@ def test_event_round_trips_and_validates_against_its_schema():
 def test_topic_names_and_key():
     t = TopicNames("acme")
     assert t["orders.pushed"] == "acme.orders.pushed" and t.dlq("buyer.submitted") == "acme.buyer.submitted.dlq"
-    assert len(t.all()) == len(STAGES) + 3
+    assert len(t.all()) == len(STAGES) + 6
     assert order_key("91440300MA5G9GK78Y", "A-1") == b"91440300MA5G9GK78Y:A-1"

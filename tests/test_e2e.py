@@ -11,7 +11,9 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from sqlalchemy import select
 
+from fapiao.adapters.db import BusinessSystemRow
 from fapiao.adapters.kafka import ensure_topics, free_port, producer
 from fapiao.services.merchants import ensure_demo_merchant
 from fapiao.testing import SystemProcess, TopicReader, json_value, processes_with_env, wait_http
@@ -22,12 +24,14 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 
 @pytest.fixture
-def system(broker, settings, sessions, smtp_server, tmp_path):
+def system(broker, settings, sessions, smtp_server, http_stub, tmp_path):
     s = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "http_port": free_port(),
                                     "smtp_port": smtp_server.port})
     ensure_topics(s)
     with sessions() as db:
         ensure_demo_merchant(db)
+        db.scalar(select(BusinessSystemRow)).callback_url = http_stub.url + "/callback"
+        db.commit()
     workers = SystemProcess(s, "worker", "all", log=tmp_path / "workers.log")
     gateway = SystemProcess(s, "gateway", log=tmp_path / "gateway.log")
     wait_http(f"{s.base_url}/healthz")
@@ -62,7 +66,7 @@ def http(url: str, data: dict | None = None) -> tuple[int, str]:
         return e.code, e.read().decode()
 
 
-def test_order_to_delivered_invoice(system, smtp_server):
+def test_order_to_delivered_invoice(system, smtp_server, http_stub):
     s = system
     doc = sample_push(billNo="E2E-0001")
     key = order_key("91440300MA5G9GK78Y", "E2E-0001")
@@ -106,6 +110,14 @@ def test_order_to_delivered_invoice(system, smtp_server):
 
     status, page = http(link)  # the second scan shows the issued invoice
     assert status == 200 and inv["number"] in page and "已发送" in page
+
+    deadline = time.monotonic() + 30
+    while {b["Event"] for b in http_stub.json_bodies()} != {"accepted", "issued"}:
+        assert time.monotonic() < deadline, http_stub.json_bodies()
+        time.sleep(0.2)
+    issued_cb = next(b for b in http_stub.json_bodies() if b["Event"] == "issued")
+    assert issued_cb["InvoiceNo"] == inv["number"] and issued_cb["SaleNo"] == "E2E-0001"
+    assert issued_cb["InvoiceAmount"] == "1230.00" and issued_cb["InvoiceTitle"] == "某某科技有限公司"
     for reader in (accepted, completed, issued):
         reader.close()
 

@@ -9,10 +9,34 @@ from __future__ import annotations
 import faust
 
 from fapiao.config import Settings
-from workers import delivery, invoice_issue, order_ingest
+from workers import callbacks, delivery, invoice_issue, order_ingest
 from workers.deps import Deps
 
-WORKERS = {"order-ingest": order_ingest, "invoice-issue": invoice_issue, "delivery": delivery}
+WORKERS = {
+    "order-ingest": order_ingest,
+    "invoice-issue": invoice_issue,
+    "delivery": delivery,
+    "callbacks": callbacks,
+}
+
+
+def _tune_consumer_fetch(fetch_max_wait_ms: int) -> None:
+    """Faust passes a fixed ``fetch_max_wait_ms=1500`` to aiokafka. A broker that holds a fetch until that
+    deadline when no data is waiting (Tansu does) then adds up to 1.5 s of latency; set our own value on the
+    consumer before it starts. (aiokafka reads ``_fetch_max_wait_ms`` when its fetcher starts.)"""
+    from faust.transport.drivers import aiokafka as driver
+
+    original = driver.AIOKafkaConsumerThread._create_worker_consumer
+    if getattr(original, "_fapiao", False):
+        return
+
+    def create(self, transport):
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = fetch_max_wait_ms
+        return consumer
+
+    create._fapiao = True
+    driver.AIOKafkaConsumerThread._create_worker_consumer = create
 
 
 def broker_urls(bootstrap: str) -> list[str]:
@@ -22,6 +46,7 @@ def broker_urls(bootstrap: str) -> list[str]:
 def create_app(settings: Settings, worker: str, deps: Deps | None = None) -> faust.App:
     if worker not in WORKERS:
         raise ValueError(f"unknown worker {worker!r}; choose one of {', '.join(WORKERS)}")
+    _tune_consumer_fetch(settings.fetch_max_wait_ms)
     app = faust.App(
         f"{settings.group_prefix}-{worker}",
         broker=broker_urls(settings.bootstrap_servers),

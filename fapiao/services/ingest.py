@@ -16,7 +16,7 @@ from fapiao.adapters.db import OrderRow
 from fapiao.domain.links import make_token, new_link_id
 from fapiao.domain.order_rules import check_bill, key_tax_id_warning
 from fapiao.services import Outcome, stable_id
-from fapiao.services.merchants import push_context
+from fapiao.services.merchants import ContextCache
 from fapiao.topics import order_key
 from schemas.bill_push import Bill, BillPush
 from schemas.events import Order, OrderAccepted, OrderRejected, Violation
@@ -69,10 +69,8 @@ def _accepted(row: OrderRow, order: Order, minter: LinkMinter, request_id: str |
     )
 
 
-def _store_once(s: Session, order: Order, qr_key: str | None, validity_days: int, now: datetime) -> OrderRow:
-    """Insert the order, or return the row a previous push (or a racing worker) already stored."""
-    digest = content_hash(order)
-    row = OrderRow(
+def _new_row(order: Order, digest: str, qr_key: str | None, validity_days: int, now: datetime) -> OrderRow:
+    return OrderRow(
         seller_tax_id=order.seller_tax_id,
         bill_no=order.bill_no,
         business_system_code=order.business_system_code,
@@ -85,10 +83,13 @@ def _store_once(s: Session, order: Order, qr_key: str | None, validity_days: int
         status="accepted",
         created_at=now,
     )
-    s.add(row)
+
+
+def _store_once(s: Session, order: Order, digest: str, qr_key: str | None, days: int, now: datetime) -> OrderRow:
+    """Insert the order, or return the row a previous push (or a racing worker) already stored."""
+    s.add(_new_row(order, digest, qr_key, days, now))
     try:
         s.commit()
-        return row
     except IntegrityError:
         s.rollback()
     existing = s.scalar(
@@ -99,39 +100,83 @@ def _store_once(s: Session, order: Order, qr_key: str | None, validity_days: int
     return existing
 
 
-def ingest_push(
+def _store_all(s: Session, wanted: dict[tuple[str, str], tuple], now: datetime) -> dict[tuple[str, str], OrderRow]:
+    """Store every order not stored yet in one transaction; on a race with another worker, order by order."""
+    found: dict[tuple[str, str], OrderRow] = {}
+    bill_nos = sorted({bill_no for _, bill_no in wanted})
+    for i in range(0, len(bill_nos), 500):
+        for row in s.scalars(select(OrderRow).where(OrderRow.bill_no.in_(bill_nos[i : i + 500]))):
+            if (row.seller_tax_id, row.bill_no) in wanted:
+                found[(row.seller_tax_id, row.bill_no)] = row
+    new = {key: _new_row(*args, now) for key, args in wanted.items() if key not in found}
+    if not new:
+        return found
+    s.add_all(new.values())
+    try:
+        s.commit()
+        found.update(new)
+    except IntegrityError:
+        s.rollback()
+        for key, args in wanted.items():
+            if key not in found:
+                found[key] = _store_once(s, *args, now)
+    return found
+
+
+def ingest_pushes(
     sessions: sessionmaker,
-    push: BillPush,
+    pushes: list[BillPush],
     minter: LinkMinter,
     *,
     line_tax_tolerance: Decimal = Decimal("0.06"),
     now: datetime | None = None,
-) -> list[Outcome]:
+    contexts: ContextCache | None = None,
+) -> list[list[Outcome]]:
+    """The outcomes of each push, in order. Orders of all pushes are stored in one transaction."""
     now = now or datetime.now(timezone.utc)
-    outcomes: list[Outcome] = []
+    lookup = (contexts or ContextCache(0)).get
     with sessions() as s:
-        for index, bill in enumerate(push.data):
-            ctx = push_context(
-                s,
-                system_code=bill.businessSystemCode or push.businessSystemCode,
-                seller_tax_id=bill.sellerTaxpayerId,
-                qr_key=bill.qrKey,
-                line_tax_tolerance=line_tax_tolerance,
-            )
-            result = check_bill(bill, ctx, push.businessSystemCode)
-            if isinstance(result, list):
-                outcomes.append(_rejected(bill, push, index, result))
-                continue
-            days = int(bill.termValidity) if bill.termValidity else ctx.setting.validity_days
-            row = _store_once(s, result, ctx.setting.key, days, now)
-            if row.content_hash != content_hash(result):
-                conflict = Violation(code="00565", field="billNo", message="销售单已存在,不能重复导入（内容与已导入的不同）")
-                outcomes.append(_rejected(bill, push, index, [conflict]))
-                continue
-            outcomes.append(_accepted(row, result, minter, push.requestId))
-            warning = key_tax_id_warning(ctx.setting.org.tax_id, result.seller_tax_id)
-            if warning is not None:
-                outcomes[-1] = Outcome(
-                    "orders.accepted", outcomes[-1].event.model_copy(update={"warnings": [warning]})
+        plan = []
+        wanted: dict[tuple[str, str], tuple] = {}
+        for push in pushes:
+            items = []
+            for index, bill in enumerate(push.data):
+                ctx = lookup(
+                    s,
+                    system_code=bill.businessSystemCode or push.businessSystemCode,
+                    seller_tax_id=bill.sellerTaxpayerId,
+                    qr_key=bill.qrKey,
+                    line_tax_tolerance=line_tax_tolerance,
                 )
-    return outcomes
+                result = check_bill(bill, ctx, push.businessSystemCode)
+                digest = content_hash(result) if isinstance(result, Order) else None
+                if digest is not None:
+                    days = int(bill.termValidity) if bill.termValidity else ctx.setting.validity_days
+                    wanted.setdefault((result.seller_tax_id, result.bill_no), (result, digest, ctx.setting.key, days))
+                items.append((index, bill, result, digest, ctx))
+            plan.append(items)
+        rows = _store_all(s, wanted, now) if wanted else {}
+        out = []
+        for push, items in zip(pushes, plan):
+            outcomes: list[Outcome] = []
+            for index, bill, result, digest, ctx in items:
+                if digest is None:
+                    outcomes.append(_rejected(bill, push, index, result))
+                    continue
+                row = rows[(result.seller_tax_id, result.bill_no)]
+                if row.content_hash != digest:
+                    conflict = Violation(code="00565", field="billNo",
+                                         message="销售单已存在,不能重复导入（内容与已导入的不同）")
+                    outcomes.append(_rejected(bill, push, index, [conflict]))
+                    continue
+                accepted = _accepted(row, result, minter, push.requestId)
+                warning = key_tax_id_warning(ctx.setting.org.tax_id, result.seller_tax_id)
+                if warning is not None:
+                    accepted = Outcome("orders.accepted", accepted.event.model_copy(update={"warnings": [warning]}))
+                outcomes.append(accepted)
+            out.append(outcomes)
+    return out
+
+
+def ingest_push(sessions: sessionmaker, push: BillPush, minter: LinkMinter, **kw) -> list[Outcome]:
+    return ingest_pushes(sessions, [push], minter, **kw)[0]

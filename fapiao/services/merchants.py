@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -76,6 +77,28 @@ def push_context(
     return PushContext(
         system=system_view, setting=setting, line_tax_tolerance=line_tax_tolerance, known_org_tax_ids=known
     )
+
+
+class ContextCache:
+    """Reuse a looked-up ``PushContext`` for ``ttl`` seconds: merchant settings change rarely, orders arrive often."""
+
+    def __init__(self, ttl: float):
+        self.ttl = ttl
+        self._items: dict[tuple, tuple[float, PushContext]] = {}
+
+    def get(self, s: Session, *, system_code, seller_tax_id, qr_key, line_tax_tolerance: Decimal) -> PushContext:
+        key = (system_code, seller_tax_id, qr_key, line_tax_tolerance)
+        now = time.monotonic()
+        hit = self._items.get(key)
+        if hit and now - hit[0] < self.ttl:
+            return hit[1]
+        ctx = push_context(s, system_code=system_code, seller_tax_id=seller_tax_id, qr_key=qr_key,
+                           line_tax_tolerance=line_tax_tolerance)
+        if self.ttl > 0:
+            if len(self._items) > 10_000:
+                self._items.clear()
+            self._items[key] = (now, ctx)
+        return ctx
 
 
 def new_key() -> str:

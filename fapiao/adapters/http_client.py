@@ -1,0 +1,33 @@
+"""Outgoing HTTP (merchant callbacks, order queries): JSON over the standard library, errors sorted into
+transient (connection trouble, timeouts, 408/429/5xx: worth retrying) and permanent (other 4xx)."""
+
+from __future__ import annotations
+
+import urllib.error
+import urllib.request
+
+from fapiao.services import Transient
+
+
+class PermanentHttpError(Exception):
+    def __init__(self, status: int, body: str):
+        super().__init__(f"HTTP {status}: {body[:200]}")
+        self.status = status
+
+
+RETRYABLE = {408, 425, 429}
+
+
+def post_json(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, str]:
+    req = urllib.request.Request(url, data=body, method="POST",
+                                 headers={"Content-Type": "application/json; charset=utf-8", **headers})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read(65536).decode("utf-8", "replace")
+    except urllib.error.HTTPError as exc:
+        text = exc.read(2048).decode("utf-8", "replace")
+        if exc.code >= 500 or exc.code in RETRYABLE:
+            raise Transient(f"HTTP {exc.code} from {url}: {text[:200]}") from exc
+        raise PermanentHttpError(exc.code, text) from exc
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        raise Transient(f"{url} unreachable: {exc}") from exc
