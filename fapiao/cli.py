@@ -77,6 +77,34 @@ def worker(name: str) -> None:
     sys.exit(code)
 
 
+@main.command()
+@click.option("--group", "groups", multiple=True, help="Consumer group (repeatable). Default: fapiao's groups.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document per report.")
+@click.option("--watch", is_flag=True, help="Keep reporting every --interval seconds (Ctrl-C stops).")
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between observations.")
+@click.option("--samples", default=3, show_default=True, help="Observations before the first report.")
+@click.option("--window", default=10, show_default=True, help="Observations the status is judged on.")
+def lag(groups: tuple[str, ...], as_json: bool, watch: bool, interval: float, samples: int, window: int) -> None:
+    """Consumer lag per group, topic and partition, with time lag and a Burrow-style status."""
+    from fapiao.adapters.lag import snapshot
+    from fapiao.services.lag import LagMonitor, render_table
+
+    s = _settings()
+    monitor = LagMonitor(window)
+    for i in range(max(1, samples)):
+        report = monitor.observe(snapshot(s, list(groups) or None))
+        if i < samples - 1:
+            time.sleep(interval)
+    while True:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False) if as_json else render_table(report))
+        if not watch:
+            return
+        time.sleep(interval)
+        report = monitor.observe(snapshot(s, list(groups) or None))
+        if not as_json:
+            click.echo()
+
+
 @main.group()
 def callbacks() -> None:
     """Result push-back to business systems."""
