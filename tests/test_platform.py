@@ -85,3 +85,13 @@ def test_dev_runs_everything_and_ctrl_c_leaves_no_process(tmp_path):
     marker = f"FAPIAO_HTTP_PORT={ports['FAPIAO_HTTP_PORT']}"
     assert processes_with_env(marker) == []
     assert (tmp_path / "var" / "fapiao.db").exists()
+
+
+def test_readme_documents_every_setting():
+    from pathlib import Path
+
+    from fapiao.config import Settings
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    missing = [f"FAPIAO_{n.upper()}" for n in Settings.model_fields if f"`FAPIAO_{n.upper()}`" not in readme]
+    assert not missing, f"README configuration table lacks {missing}"
