@@ -60,14 +60,17 @@ def test_real_lag_with_worker_stopped(broker, settings, sessions, tmp_path, monk
         p.close()
 
     worker = SystemProcess(s, "worker", "order-ingest", log=tmp_path / "w.log")
-    push([f"LAG-{i}" for i in range(3)])
-    reader = TopicReader(s, s.topics["orders.accepted"])
-    deadline = time.monotonic() + 60
-    while len([r for r in reader.records if b":LAG-" in r.key]) < 3:
-        reader.poll()
-        assert time.monotonic() < deadline, (tmp_path / "w.log").read_text()[-2000:]
-    reader.close()
-    assert worker.stop() in (0, -15)  # a clean stop commits what it processed
+    try:
+        push([f"LAG-{i}" for i in range(3)])
+        reader = TopicReader(s, s.topics["orders.accepted"])
+        deadline = time.monotonic() + 60
+        while len([r for r in reader.records if b":LAG-" in r.key]) < 3:
+            reader.poll()
+            assert time.monotonic() < deadline, (tmp_path / "w.log").read_text()[-2000:]
+        reader.close()
+    finally:
+        code = worker.stop()
+    assert code in (0, -15)  # a clean stop commits what it processed
     push([f"LAG-{i}" for i in range(3, 13)])
 
     for k, v in settings_env(s).items():

@@ -66,17 +66,22 @@ def test_dev_runs_everything_and_ctrl_c_leaves_no_process(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "fapiao.cli", "dev", "--demo"], cwd=tmp_path, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines = []
-    deadline = time.monotonic() + 120
-    while not any("open the buyer page:" in l for l in lines):
-        line = proc.stdout.readline()
-        assert line or proc.poll() is None, "".join(lines)
-        lines.append(line)
-        assert time.monotonic() < deadline, "".join(lines)
-    link = next(l for l in lines if "open the buyer page:" in l).split()[-1]
-    wait_http(link)
-    assert port_in_use(ports["FAPIAO_EMBEDDED_KAFKA_PORT"])
-    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-    out, _ = proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 120
+        while not any("open the buyer page:" in l for l in lines):
+            line = proc.stdout.readline()
+            assert line or proc.poll() is None, "".join(lines)
+            lines.append(line)
+            assert time.monotonic() < deadline, "".join(lines)
+        link = next(l for l in lines if "open the buyer page:" in l).split()[-1]
+        wait_http(link)
+        assert port_in_use(ports["FAPIAO_EMBEDDED_KAFKA_PORT"])
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:  # a failed assertion above: leave nothing running behind the test
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
     assert proc.returncode == 0, out
     assert "fapiao stopped" in out
     time.sleep(0.5)
