@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from fapiao.adapters.db import make_engine, make_session_factory  # noqa: E402
-from fapiao.adapters.kafka import EmbeddedBroker, ensure_topics, free_port  # noqa: E402
+from fapiao.adapters.kafka import EmbeddedBroker, ensure_topics, free_port, free_ports  # noqa: E402
 from fapiao.config import Settings  # noqa: E402
 from fapiao.migrate import upgrade  # noqa: E402
 from fapiao.services.merchants import ensure_demo_merchant  # noqa: E402
@@ -221,7 +221,8 @@ def main() -> None:
     db_url = os.environ.get("FAPIAO_DATABASE_URL") or f"sqlite:///{tmp / 'bench.db'}"
     settings = Settings(_env_file=None, kafka_bootstrap=broker.bootstrap, database_url=db_url,
                         data_dir=tmp / "var", topic_prefix=f"bench{uuid.uuid4().hex[:6]}",
-                        group_prefix=f"bench{uuid.uuid4().hex[:6]}", smtp_port=smtp.port, http_port=free_port())
+                        group_prefix=f"bench{uuid.uuid4().hex[:6]}", smtp_port=smtp.port, http_port=free_port(),
+                        worker_port=free_ports(4))
     results = []
     try:
         upgrade(settings.db_url)

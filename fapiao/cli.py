@@ -57,6 +57,12 @@ def topics_create() -> None:
     click.echo("created: " + (", ".join(created) if created else "nothing (all exist)"))
 
 
+def spawn_workers(sup, s: Settings) -> None:
+    """Each worker a child process with its own port for /metrics, /healthz and /readyz."""
+    for i, w in enumerate(WORKER_NAMES):
+        sup.spawn(w, "worker", w, env={"FAPIAO_WORKER_PORT": str(s.worker_port + i)})
+
+
 @main.command()
 @click.argument("name", type=click.Choice([*WORKER_NAMES, "all"]))
 def worker(name: str) -> None:
@@ -70,8 +76,7 @@ def worker(name: str) -> None:
     from fapiao.supervisor import Supervisor
 
     sup = Supervisor(env=dict(os.environ))
-    for w in WORKER_NAMES:
-        sup.spawn(w, "worker", w)
+    spawn_workers(sup, s)
     code = sup.wait()
     sup.stop()
     sys.exit(code)
@@ -300,8 +305,7 @@ def dev(with_demo: bool) -> None:
             mailbox = start_dev_mailbox(s.mail_dir, "127.0.0.1", s.smtp_port)
         env = dict(os.environ, FAPIAO_KAFKA_BOOTSTRAP=s.bootstrap_servers, PYTHONUNBUFFERED="1")
         sup = Supervisor(env=env)
-        for w in WORKER_NAMES:
-            sup.spawn(w, "worker", w)
+        spawn_workers(sup, s)
         sup.spawn("gateway", "gateway")
         click.echo(
             "fapiao is running (Ctrl-C stops everything)\n"
@@ -309,6 +313,8 @@ def dev(with_demo: bool) -> None:
             f"  database     {s.db_url}\n"
             f"  buyer pages  {s.base_url}/q/<token>\n"
             f"  dev mailbox  {s.mail_dir}/ (SMTP 127.0.0.1:{s.smtp_port})\n"
+            f"  workers      http://{s.worker_host}:{s.worker_port}..{s.worker_port + len(WORKER_NAMES) - 1}"
+            " /metrics /healthz /readyz  (fapiao lag for consumer lag)\n"
             f"  demo merchant: business system DEMO-POS, seller 91440300MA5G9GK78Y, QR key {demo_key}\n"
             f"  push orders: fapiao push FILE    sample order + QR: fapiao demo"
         )

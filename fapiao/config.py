@@ -77,7 +77,14 @@ class Settings(BaseSettings):
         30.0, gt=0, description="How often the callbacks worker retries failed callbacks that are due."
     )
 
+    worker_host: str = Field("127.0.0.1", description="Address a worker's /metrics, /healthz and /readyz bind.")
+    worker_port: int = Field(
+        6066, ge=1, le=65535, description="Port of a worker's HTTP endpoints (`worker all`: this and the next 3)."
+    )
+    lag_interval: float = Field(15.0, gt=0, description="Seconds between consumer-lag readings for /metrics.")
+
     log_level: str = Field("warn", pattern=r"^(debug|info|warn|error|crit)$", description="Worker log level.")
+    log_format: str = Field("json", pattern=r"^(json|text)$", description="json: one object per line; or text.")
 
     @field_validator("kafka_bootstrap", "database_url", "public_base_url", mode="before")
     @classmethod

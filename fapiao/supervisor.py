@@ -26,10 +26,10 @@ class Supervisor:
     env: dict[str, str]
     children: dict[str, subprocess.Popen] = field(default_factory=dict)
 
-    def spawn(self, name: str, *args: str) -> None:
+    def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
         self.children[name] = subprocess.Popen(
             [sys.executable, "-m", "fapiao.cli", *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )

@@ -18,19 +18,16 @@ from fapiao.config import Settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a child process exactly these settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAPIAO_")}
-    env.update(
-        FAPIAO_KAFKA_BOOTSTRAP=settings.bootstrap_servers,
-        FAPIAO_DATABASE_URL=settings.db_url,
-        FAPIAO_TOPIC_PREFIX=settings.topic_prefix,
-        FAPIAO_GROUP_PREFIX=settings.group_prefix,
-        FAPIAO_DATA_DIR=str(settings.data_dir),
-        FAPIAO_HTTP_PORT=str(settings.http_port),
-        FAPIAO_SMTP_PORT=str(settings.smtp_port),
-        FAPIAO_LINK_SECRET=settings.link_secret.get_secret_value(),
-        FAPIAO_LOG_LEVEL=settings.log_level,
-        PYTHONUNBUFFERED="1",
-    )
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        value = getattr(value, "get_secret_value", lambda: value)()
+        env[f"FAPIAO_{name.upper()}"] = str(getattr(value, "value", value))
+    env.update(FAPIAO_KAFKA_BOOTSTRAP=settings.bootstrap_servers, FAPIAO_DATABASE_URL=settings.db_url,
+               PYTHONUNBUFFERED="1")
     return env
 
 

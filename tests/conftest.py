@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from fapiao.adapters.db import make_engine, make_session_factory
-from fapiao.adapters.kafka import EmbeddedBroker, free_port
+from fapiao.adapters.kafka import EmbeddedBroker, free_port, free_ports
 from fapiao.config import Settings
 from fapiao.migrate import upgrade
 
@@ -82,6 +82,8 @@ def settings(tmp_path, db_url) -> Settings:
         topic_prefix=f"t{uuid.uuid4().hex[:8]}",
         group_prefix=f"g{uuid.uuid4().hex[:8]}",
         link_secret="test-link-secret-0123456789",
+        worker_port=free_ports(4),
+        lag_interval=1.0,
     )
 
 

@@ -115,6 +115,7 @@ def test_order_to_delivered_invoice(system, smtp_server, http_stub):
     while {b["Event"] for b in http_stub.json_bodies()} != {"accepted", "issued"}:
         assert time.monotonic() < deadline, http_stub.json_bodies()
         time.sleep(0.2)
+    worker_endpoints_report_health_and_metrics(s)
     issued_cb = next(b for b in http_stub.json_bodies() if b["Event"] == "issued")
     assert issued_cb["InvoiceNo"] == inv["number"] and issued_cb["SaleNo"] == "E2E-0001"
     assert issued_cb["InvoiceAmount"] == "1230.00" and issued_cb["InvoiceTitle"] == "某某科技有限公司"
@@ -122,7 +123,25 @@ def test_order_to_delivered_invoice(system, smtp_server, http_stub):
         reader.close()
 
 
-def test_poison_goes_to_dead_letter_and_partition_keeps_flowing(system):
+def worker_endpoints_report_health_and_metrics(s):
+    ingest, issue = (f"http://127.0.0.1:{s.worker_port + i}" for i in (0, 1))
+    assert json.loads(http(ingest + "/healthz")[1])["status"] == "ok"
+    status, body = http(ingest + "/readyz")
+    assert status == 200 and json.loads(body) == {"ready": True, "broker": True, "partitions": True, "database": True}
+    _, metrics = http(ingest + "/metrics")
+    assert re.search(r'fapiao_events_total\{outcome="processed",topic="[^"]+orders.pushed",worker="[^"]+-order-ingest"\} [1-9]',
+                     metrics), metrics[-3000:]
+    _, metrics = http(issue + "/metrics")
+    assert re.search(r"fapiao_issue_latency_seconds_count [1-9]", metrics)
+    deadline = time.monotonic() + 20  # the lag exporter reads offsets every second in tests
+    while "kafka_consumergroup_group_max_lag{" not in metrics:
+        assert time.monotonic() < deadline, metrics[-2000:]
+        time.sleep(0.5)
+        _, metrics = http(issue + "/metrics")
+    assert "order_key" not in metrics and "E2E-0001" not in metrics  # no unbounded labels
+
+
+def test_poison_goes_to_dead_letter_and_partition_keeps_flowing(system, tmp_path):
     s = system
     key = order_key("91440300MA5G9GK78Y", "E2E-POISON")
     publish(s, b"\x00 this is not json", key)
@@ -144,5 +163,10 @@ def test_poison_goes_to_dead_letter_and_partition_keeps_flowing(system):
     rejected = TopicReader(s, s.topics["orders.rejected"])
     event = json_value(rejected.wait_for(lambda r: r.key == rejected_key, timeout=60))
     assert [v["code"] for v in event["violations"]] == ["00603"]
+
+    logged = [json.loads(line[line.index("{"):]) for line in (tmp_path / "workers.log").read_text().splitlines()
+              if "{" in line]
+    dead = [l for l in logged if "dead-lettered" in l["message"]]
+    assert dead and dead[0]["order_key"] == key.decode() and dead[0]["level"] == "warning"
     for reader in (dlq, accepted, rejected):
         reader.close()

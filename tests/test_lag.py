@@ -2,6 +2,7 @@
 
 import json
 import time
+import urllib.request
 
 import pytest
 from click.testing import CliRunner
@@ -90,3 +91,21 @@ def test_real_lag_with_worker_stopped(broker, settings, sessions, tmp_path, monk
 
     table = CliRunner().invoke(main, ["lag", "--group", group, "--samples", "2", "--interval", "0.2"])
     assert "LAG" in table.output and " - " in table.output and f"group {group}: {expected}" in table.output
+
+    # Another worker's /metrics exports the stopped group's lag with kafka-lag-exporter's names.
+    exporter = SystemProcess(s, "worker", "delivery", log=tmp_path / "d.log")
+    try:
+        labels = f'group="{group}",partition="{busy[0]["partition"]}",topic="{s.topics["orders.pushed"]}"'
+        deadline = time.monotonic() + 60
+        text = ""
+        while f"kafka_consumergroup_group_lag{{{labels}}} 10.0" not in text:
+            assert time.monotonic() < deadline, text[-3000:]
+            time.sleep(0.5)
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{s.worker_port}/metrics", timeout=2).read().decode()
+            except OSError:
+                continue
+        assert f'kafka_consumergroup_group_max_lag{{group="{group}"}} 10.0' in text
+        assert f"kafka_consumergroup_group_lag_seconds{{{labels}}}" in text
+    finally:
+        exporter.stop()

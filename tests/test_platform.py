@@ -12,7 +12,7 @@ from alembic.migration import MigrationContext
 from click.testing import CliRunner
 
 from fapiao.adapters.db import Base, make_engine
-from fapiao.adapters.kafka import free_port, port_in_use
+from fapiao.adapters.kafka import free_port, free_ports, port_in_use
 from fapiao.cli import main
 from fapiao.config import ConfigError, load_settings
 from fapiao.testing import processes_with_env, wait_http
@@ -60,7 +60,7 @@ def test_migrations_match_models(db_url):
 @pytest.mark.slow
 def test_dev_runs_everything_and_ctrl_c_leaves_no_process(tmp_path):
     ports = {"FAPIAO_EMBEDDED_KAFKA_PORT": free_port(), "FAPIAO_HTTP_PORT": free_port(),
-             "FAPIAO_SMTP_PORT": free_port()}
+             "FAPIAO_SMTP_PORT": free_port(), "FAPIAO_WORKER_PORT": free_ports(4)}
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAPIAO_")}
     env.update({k: str(v) for k, v in ports.items()}, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([sys.executable, "-m", "fapiao.cli", "dev", "--demo"], cwd=tmp_path, env=env,

@@ -9,7 +9,8 @@ from __future__ import annotations
 import faust
 
 from fapiao.config import Settings
-from workers import callbacks, delivery, invoice_issue, order_ingest
+from fapiao.logs import logging_config
+from workers import callbacks, delivery, invoice_issue, observability, order_ingest
 from workers.deps import Deps
 
 WORKERS = {
@@ -51,7 +52,10 @@ def create_app(settings: Settings, worker: str, deps: Deps | None = None) -> fau
         f"{settings.group_prefix}-{worker}",
         broker=broker_urls(settings.bootstrap_servers),
         store="memory://",
-        web_enabled=False,
+        web_enabled=True,
+        web_bind=settings.worker_host,
+        web_port=settings.worker_port,
+        web_in_thread=False,
         topic_allow_declare=False,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
@@ -60,7 +64,9 @@ def create_app(settings: Settings, worker: str, deps: Deps | None = None) -> fau
         broker_heartbeat_interval=settings.broker_heartbeat_interval,
         producer_acks=-1,
     )
-    app.fapiao_runtime = WORKERS[worker].register(app, settings, deps or Deps(settings))
+    deps = deps or Deps(settings)
+    app.fapiao_runtime = WORKERS[worker].register(app, settings, deps)
+    observability.install(app, settings, deps, worker)
     return app
 
 
@@ -69,4 +75,9 @@ def run_worker(settings: Settings, worker: str) -> None:
 
     ensure_topics(settings)
     app = create_app(settings, worker)
-    faust.Worker(app, loglevel=settings.log_level, quiet=True).execute_from_commandline()
+    faust.Worker(
+        app,
+        loglevel=settings.log_level,
+        quiet=True,
+        logging_config=logging_config(settings.log_level, settings.log_format),
+    ).execute_from_commandline()

