@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from fapiao.config import ConfigError, Settings, load_settings
+from fapiao.topics import CONSUMED
 
 WORKER_NAMES = ("order-ingest", "invoice-issue", "delivery", "callbacks")
 
@@ -108,6 +109,94 @@ def lag(groups: tuple[str, ...], as_json: bool, watch: bool, interval: float, sa
         report = monitor.observe(snapshot(s, list(groups) or None))
         if not as_json:
             click.echo()
+
+
+@main.group()
+def dlq() -> None:
+    """Dead-lettered messages: look, then replay after a fix."""
+
+
+def _dead_letters(s: Settings, stage: str | None):
+    from fapiao.adapters.kafka import TopicReader
+    from fapiao.services.dlq import from_record
+
+    topics = [s.topics.dlq(st) for st in ([stage] if stage else CONSUMED)]
+    reader = TopicReader(s, *topics)
+    try:
+        while reader.poll():
+            pass
+    finally:
+        reader.close()
+    return [from_record(r) for r in reader.records]
+
+
+def _sessions(s: Settings):
+    from fapiao.adapters.db import make_engine, make_session_factory
+
+    return make_session_factory(make_engine(s.db_url))
+
+
+STAGE_OPTION = click.option("--stage", type=click.Choice(CONSUMED), help="Only the dead-letter topic of this stage.")
+
+
+@dlq.command("list")
+@STAGE_OPTION
+def dlq_list(stage: str | None) -> None:
+    """Every dead-lettered message: where it is, why it is there, whether it was replayed."""
+    from fapiao.services.dlq import replayed_refs
+
+    s = _settings()
+    letters = _dead_letters(s, stage)
+    replayed = replayed_refs(_sessions(s))
+    for d in letters:
+        mark = "replayed" if d.ref in replayed else "-"
+        click.echo(f"{d.ref}  {d.kind}  key={(d.key or b'').decode('utf-8', 'replace')}  {mark}  {d.error[:120]}")
+    click.echo(f"{len(letters)} dead-lettered message(s)")
+
+
+@dlq.command("show")
+@click.argument("ref")
+def dlq_show(ref: str) -> None:
+    """One message (REF is dlq-topic:partition:offset): headers and value."""
+    s = _settings()
+    letter = next((d for d in _dead_letters(s, None) if d.ref == ref), None)
+    if letter is None:
+        raise click.ClickException(f"no dead-lettered message {ref}")
+    for k, v in letter.headers.items():
+        click.echo(f"{k}: {v if k != 'kafka_dlt-exception-stacktrace' else v.splitlines()[-1] if v else ''}")
+    try:
+        text = letter.value.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(c.isprintable() or c in "\n\r\t" for c in text):
+        click.echo(text)
+    else:
+        click.echo(f"(not UTF-8 text; hex) {letter.value.hex()}")
+
+
+@dlq.command("replay")
+@click.argument("refs", nargs=-1)
+@click.option("--all", "everything", is_flag=True, help="Every dead-lettered message not replayed yet.")
+@STAGE_OPTION
+@click.option("--force", is_flag=True, help="Replay again what was replayed before.")
+def dlq_replay(refs: tuple[str, ...], everything: bool, stage: str | None, force: bool) -> None:
+    """Send dead-lettered messages back to their original topic, and record that it was done."""
+    from fapiao.adapters.kafka import producer
+    from fapiao.services.dlq import replay
+
+    if not refs and not everything:
+        raise click.ClickException("name messages (dlq-topic:partition:offset) or use --all")
+    s = _settings()
+    letters = [d for d in _dead_letters(s, stage) if everything or d.ref in refs]
+    missing = set(refs) - {d.ref for d in letters}
+    if missing:
+        raise click.ClickException(f"no dead-lettered message {', '.join(sorted(missing))}")
+    p = producer(s)
+    done, skipped = replay(_sessions(s), lambda t, k, v, h: p.send(t, key=k, value=v, headers=h), letters,
+                           force=force)
+    p.flush()
+    p.close()
+    click.echo(f"replayed {len(done)}; skipped {len(skipped)} (already replayed: use --force)")
 
 
 @main.group()
@@ -218,29 +307,18 @@ def push(file: Path, dry_run: bool) -> None:
 
 def wait_for_accepted(s: Settings, order_key: str, timeout: float = 60.0):
     """Read orders.accepted/rejected from the start until the event of ``order_key`` appears."""
-    from kafka import KafkaConsumer, TopicPartition
-
+    from fapiao.adapters.kafka import TopicReader
     from schemas.events import OrderAccepted, OrderRejected
 
-    consumer = KafkaConsumer(bootstrap_servers=s.bootstrap_servers.split(","), enable_auto_commit=False)
-    tps = [
-        TopicPartition(t, p)
-        for t in (s.topics["orders.accepted"], s.topics["orders.rejected"])
-        for p in (consumer.partitions_for_topic(t) or [])
-    ]
-    consumer.assign(tps)
-    consumer.seek_to_beginning(*tps)
-    deadline = time.monotonic() + timeout
+    reader = TopicReader(s, s.topics["orders.accepted"], s.topics["orders.rejected"])
     try:
-        while time.monotonic() < deadline:
-            for tp, records in consumer.poll(timeout_ms=500).items():
-                for r in records:
-                    if r.key and r.key.decode() == order_key:
-                        model = OrderAccepted if tp.topic == s.topics["orders.accepted"] else OrderRejected
-                        return model.model_validate_json(r.value)
+        record = reader.wait_for(lambda r: r.key is not None and r.key.decode() == order_key, timeout)
+    except TimeoutError:
         return None
     finally:
-        consumer.close()
+        reader.close()
+    model = OrderAccepted if record.topic == s.topics["orders.accepted"] else OrderRejected
+    return model.model_validate_json(record.value)
 
 
 def run_demo(s: Settings) -> None:

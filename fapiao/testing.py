@@ -12,8 +12,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from kafka import KafkaConsumer, TopicPartition
-
+from fapiao.adapters.kafka import TopicReader  # noqa: F401  (tests and the bench read topics with it)
 from fapiao.config import Settings
 
 
@@ -68,39 +67,6 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{url} did not answer within {timeout}s") from None
             time.sleep(0.1)
-
-
-class TopicReader:
-    """Reads a topic from the beginning without a consumer group (so it changes no offsets)."""
-
-    def __init__(self, settings: Settings, topic: str):
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers.split(","),
-                                      enable_auto_commit=False, consumer_timeout_ms=200)
-        parts = self.consumer.partitions_for_topic(topic) or set()
-        self.tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        self.consumer.assign(self.tps)
-        self.consumer.seek_to_beginning(*self.tps)
-        self.records: list = []
-
-    def poll(self) -> list:
-        batch = self.consumer.poll(timeout_ms=200)
-        new = [r for recs in batch.values() for r in recs]
-        self.records.extend(new)
-        return new
-
-    def wait_for(self, predicate, timeout: float = 60.0):
-        deadline = time.monotonic() + timeout
-        for r in self.records:
-            if predicate(r):
-                return r
-        while time.monotonic() < deadline:
-            for r in self.poll():
-                if predicate(r):
-                    return r
-        raise TimeoutError("no matching record within timeout")
-
-    def close(self) -> None:
-        self.consumer.close()
 
 
 def json_value(record) -> dict:

@@ -141,6 +141,36 @@ def worker_endpoints_report_health_and_metrics(s):
     assert "order_key" not in metrics and "E2E-0001" not in metrics  # no unbounded labels
 
 
+def replay_after_fix(s, dlq_ref: str):
+    """`fapiao dlq list/show/replay`: a dead letter whose cause was fixed goes back to its topic, once."""
+    from click.testing import CliRunner
+
+    from fapiao.cli import main
+    from fapiao.testing import settings_env
+
+    fixed_key = order_key("91440300MA5G9GK78Y", "E2E-REPLAY")
+    p = producer(s)  # as a worker would have dead-lettered it, before the fix
+    p.send(s.topics.dlq("orders.pushed"), key=fixed_key, value=json.dumps(sample_push(billNo="E2E-REPLAY")).encode(),
+           headers=[("kafka_dlt-original-topic", s.topics["orders.pushed"].encode()),
+                    ("fapiao-error-kind", b"exhausted"), ("kafka_dlt-exception-message", b"database was down")])
+    p.flush()
+    p.close()
+    env = settings_env(s)
+    run = lambda *args: CliRunner().invoke(main, list(args), env=env)  # noqa: E731
+    listing = run("dlq", "list", "--stage", "orders.pushed")
+    assert listing.exit_code == 0 and dlq_ref in listing.output and "poison" in listing.output
+    fixed_ref = next(l.split()[0] for l in listing.output.splitlines() if "exhausted" in l)
+    shown = run("dlq", "show", dlq_ref)
+    assert "kafka_dlt-original-topic: " + s.topics["orders.pushed"] in shown.output and "not UTF-8" in shown.output
+    first = run("dlq", "replay", fixed_ref)
+    assert first.exit_code == 0 and "replayed 1" in first.output, first.output
+    assert "replayed 0; skipped 1" in run("dlq", "replay", fixed_ref).output  # recorded: not twice
+    assert "replayed" in run("dlq", "list").output.split(fixed_ref, 1)[1].splitlines()[0]
+    accepted = TopicReader(s, s.topics["orders.accepted"])
+    accepted.wait_for(lambda r: r.key == fixed_key, timeout=60)
+    accepted.close()
+
+
 def test_poison_goes_to_dead_letter_and_partition_keeps_flowing(system, tmp_path):
     s = system
     key = order_key("91440300MA5G9GK78Y", "E2E-POISON")
@@ -163,6 +193,8 @@ def test_poison_goes_to_dead_letter_and_partition_keeps_flowing(system, tmp_path
     rejected = TopicReader(s, s.topics["orders.rejected"])
     event = json_value(rejected.wait_for(lambda r: r.key == rejected_key, timeout=60))
     assert [v["code"] for v in event["violations"]] == ["00603"]
+
+    replay_after_fix(s, dlq_ref=f"{dead.topic}:{dead.partition}:{dead.offset}")
 
     logged = [json.loads(line[line.index("{"):]) for line in (tmp_path / "workers.log").read_text().splitlines()
               if "{" in line]

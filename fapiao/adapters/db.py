@@ -181,6 +181,17 @@ class CallbackRow(Base):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class DlqReplayRow(Base):
+    """A dead-lettered message sent back to its original topic by `fapiao dlq replay`."""
+
+    __tablename__ = "dlq_replays"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dlq_ref: Mapped[str] = mapped_column(String(300), unique=True)  # topic:partition:offset in the DLQ
+    original_topic: Mapped[str] = mapped_column(String(250))
+    replayed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    replayed_by: Mapped[str | None] = mapped_column(String(100))
+
+
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

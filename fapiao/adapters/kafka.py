@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
@@ -139,3 +139,35 @@ def producer(settings: Settings) -> KafkaProducer:
         linger_ms=5,
         client_id="fapiao-cli",
     )
+
+
+class TopicReader:
+    """Reads topics from the beginning without a consumer group (so it changes no offsets)."""
+
+    def __init__(self, settings: Settings, *topics: str):
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers.split(","),
+                                      enable_auto_commit=False, consumer_timeout_ms=200)
+        self.tps = [TopicPartition(t, p) for t in topics for p in sorted(self.consumer.partitions_for_topic(t) or ())]
+        self.consumer.assign(self.tps)
+        self.consumer.seek_to_beginning(*self.tps)
+        self.records: list = []
+
+    def poll(self) -> list:
+        batch = self.consumer.poll(timeout_ms=200)
+        new = [r for recs in batch.values() for r in recs]
+        self.records.extend(new)
+        return new
+
+    def wait_for(self, predicate, timeout: float = 60.0):
+        deadline = time.monotonic() + timeout
+        for r in self.records:
+            if predicate(r):
+                return r
+        while time.monotonic() < deadline:
+            for r in self.poll():
+                if predicate(r):
+                    return r
+        raise TimeoutError("no matching record within timeout")
+
+    def close(self) -> None:
+        self.consumer.close()
