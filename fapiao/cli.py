@@ -111,6 +111,17 @@ def lag(groups: tuple[str, ...], as_json: bool, watch: bool, interval: float, sa
             click.echo()
 
 
+@main.command()
+@click.option("--to", "root", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder that receives <seller tax id>/<yyyy>/<mm>/<invoice number>.json|.pdf")
+def archive(root: Path) -> None:
+    """Archive every issued invoice to a folder (its own consumer group; resumes where it stopped)."""
+    from fapiao.archive import run_archive
+
+    root.mkdir(parents=True, exist_ok=True)
+    run_archive(_settings(), root, echo=lambda line: click.echo(line))
+
+
 @main.group()
 def dlq() -> None:
     """Dead-lettered messages: look, then replay after a fix."""
