@@ -107,6 +107,13 @@ def test_order_to_delivered_invoice(system, smtp_server, http_stub):
     assert len(smtp_server.messages) == 1
     mail = smtp_server.messages[0]
     assert mail["To"] == "buyer@example.cn" and inv["number"] in mail["Subject"]
+    pdfs = [p for p in mail.iter_attachments() if p.get_content_type() == "application/pdf"]
+    assert len(pdfs) == 1 and pdfs[0].get_filename() == f"{inv['number']}.pdf"
+    assert pdfs[0].get_content().startswith(b"%PDF")
+    with urllib.request.urlopen(link + "/invoice.pdf", timeout=10) as resp:
+        assert resp.headers["Content-Type"] == "application/pdf"
+        assert f'filename="{inv["number"]}.pdf"' in resp.headers["Content-Disposition"]
+        assert resp.read() == pdfs[0].get_content()
 
     status, page = http(link)  # the second scan shows the issued invoice
     assert status == 200 and inv["number"] in page and "已发送" in page

@@ -1,4 +1,4 @@
-"""Where an issued invoice's renderings live: ``{documents_dir}/{seller tax id}/{invoice number}.{json,html}``.
+"""Where an issued invoice's renderings live: ``{documents_dir}/{seller tax id}/{invoice number}.{json,html,pdf}``.
 
 Files are written to a temporary name and renamed, so a reader never sees half a document.
 """
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from fapiao.adapters.pdf import render_invoice_pdf
 from fapiao.domain.buyer import BUYER_TYPE_LABELS
 from fapiao.domain.order_rules import KIND_NAMES
 from schemas.events import Invoice
@@ -47,6 +48,7 @@ class DocumentStore:
         for fmt, data in (
             ("json", invoice.model_dump_json(indent=2).encode()),
             ("html", self.render_html(invoice).encode()),
+            ("pdf", render_invoice_pdf(invoice)),
         ):
             p = self.path(invoice, fmt)
             write_atomic(p, data)
