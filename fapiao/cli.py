@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 import time
 from pathlib import Path
@@ -392,7 +393,9 @@ def dev(with_demo: bool) -> None:
             demo_key = setting.key
         if s.smtp_host in ("127.0.0.1", "localhost") and not port_in_use(s.smtp_port):
             mailbox = start_dev_mailbox(s.mail_dir, "127.0.0.1", s.smtp_port)
-        env = dict(os.environ, FAPIAO_KAFKA_BOOTSTRAP=s.bootstrap_servers, PYTHONUNBUFFERED="1")
+        admin_token = s.admin_token.get_secret_value() if s.admin_token else secrets.token_urlsafe(16)
+        env = dict(os.environ, FAPIAO_KAFKA_BOOTSTRAP=s.bootstrap_servers, FAPIAO_ADMIN_TOKEN=admin_token,
+                   PYTHONUNBUFFERED="1")
         sup = Supervisor(env=env)
         spawn_workers(sup, s)
         sup.spawn("gateway", "gateway")
@@ -401,6 +404,7 @@ def dev(with_demo: bool) -> None:
             f"  Kafka        {s.bootstrap_servers}{' (embedded Tansu)' if broker else ''}\n"
             f"  database     {s.db_url}\n"
             f"  buyer pages  {s.base_url}/q/<token>\n"
+            f"  admin        {s.base_url}/admin  (token: {admin_token})\n"
             f"  dev mailbox  {s.mail_dir}/ (SMTP 127.0.0.1:{s.smtp_port})\n"
             f"  workers      http://{s.worker_host}:{s.worker_port}..{s.worker_port + len(WORKER_NAMES) - 1}"
             " /metrics /healthz /readyz  (fapiao lag for consumer lag)\n"

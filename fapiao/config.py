@@ -61,6 +61,10 @@ class Settings(BaseSettings):
         description="HMAC key that signs QR link tokens. Set your own in production.",
     )
 
+    admin_token: SecretStr | None = Field(
+        None, min_length=12, description="Token for the admin pages and API. Empty: admin is closed."
+    )
+
     smtp_host: str = Field("127.0.0.1", description="SMTP server for invoice e-mail.")
     smtp_port: int = Field(8025, ge=1, le=65535, description="SMTP port (the dev mailbox listens here).")
     smtp_security: SmtpSecurity = Field(SmtpSecurity.none, description="none, starttls or ssl.")

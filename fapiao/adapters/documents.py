@@ -9,14 +9,12 @@ import os
 import tempfile
 from pathlib import Path
 
-from jinja2 import Environment, PackageLoader, select_autoescape
-
 from fapiao.adapters.pdf import render_invoice_pdf
 from fapiao.domain.buyer import BUYER_TYPE_LABELS
 from fapiao.domain.order_rules import KIND_NAMES
+from fapiao.gateway.rendering import templates
 from schemas.events import Invoice
 
-_env = Environment(loader=PackageLoader("fapiao.gateway", "templates"), autoescape=select_autoescape())
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -39,7 +37,7 @@ class DocumentStore:
         return self.root / invoice.seller_tax_id / f"{invoice.number}.{fmt}"
 
     def render_html(self, invoice: Invoice) -> str:
-        return _env.get_template("invoice.html").render(
+        return templates.get_template("invoice.html").render(
             inv=invoice, kind_name=KIND_NAMES.get(invoice.kind.value, invoice.kind.value), buyer_labels=BUYER_TYPE_LABELS
         )
 

@@ -71,3 +71,16 @@ def start_dev_mailbox(directory: Path, host: str, port: int):
     controller = Controller(MaildirSink(directory), hostname=host, port=port)
     controller.start()
     return controller
+
+
+def read_mailbox(directory: Path, limit: int = 200) -> list[dict]:
+    """The dev mailbox's messages, newest first: file name, date, from, to, subject, attachment names."""
+    from email import message_from_bytes, policy
+
+    out = []
+    for path in sorted(Path(directory).glob("*.eml"), reverse=True)[:limit]:
+        msg = message_from_bytes(path.read_bytes(), policy=policy.default)
+        out.append({"name": path.name, "date": msg["Date"] or path.stem[:15], "from": msg["From"], "to": msg["To"],
+                    "subject": msg["Subject"], "attachments": [p.get_filename() for p in msg.iter_attachments()],
+                    "body": (msg.get_body(("plain",)) or msg).get_content() if msg.get_body(("plain",)) else ""})
+    return out

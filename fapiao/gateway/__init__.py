@@ -1,1 +1,7 @@
-"""The HTTP gateway: the buyer's H5 pages behind QR links (aiohttp; it comes with faust-streaming)."""
+"""The HTTP gateway: the buyer's H5 pages behind QR links and the admin pages (aiohttp; it comes with faust)."""
+
+from aiohttp import web
+
+from fapiao.config import Settings
+
+SETTINGS = web.AppKey("settings", Settings)

@@ -6,35 +6,21 @@ import asyncio
 import logging
 from pathlib import Path
 
-import jinja2
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from fapiao.adapters.db import make_engine, make_session_factory
 from fapiao.adapters.qr import qr_svg
 from fapiao.config import Settings
-from fapiao.domain.buyer import BUYER_TYPE_LABELS, SPECIAL_KINDS
+from fapiao.domain.buyer import SPECIAL_KINDS
 from fapiao.domain.links import LinkExpired, LinkInvalid, read_token
-from fapiao.domain.order_rules import KIND_NAMES
+from fapiao.gateway import SETTINGS
+from fapiao.gateway.admin import add_admin
+from fapiao.gateway.rendering import message, render
 from fapiao.services.scan import mark_submitted, scan_view, submission_event
 
 log = logging.getLogger("fapiao.gateway")
-SETTINGS = web.AppKey("settings", Settings)
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
-
-_templates = jinja2.Environment(
-    loader=jinja2.PackageLoader("fapiao.gateway", "templates"), autoescape=jinja2.select_autoescape()
-)
-
-
-def render(name: str, status: int = 200, **ctx) -> web.Response:
-    html = _templates.get_template(name).render(kind_names=KIND_NAMES, buyer_labels=BUYER_TYPE_LABELS, **ctx)
-    return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
-
-
-def message(status: int, title: str, text: str) -> web.Response:
-    return render("message.html", status=status, title=title, text=text)
-
 
 async def _view(request: web.Request):
     settings = request.app[SETTINGS]
@@ -140,6 +126,7 @@ def create_gateway(settings: Settings) -> web.Application:
         web.get("/q/{token}/qr.svg", qr_image),
         web.get("/q/{token}/invoice.{fmt}", document),
     ])
+    add_admin(app)
     return app
 
 

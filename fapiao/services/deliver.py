@@ -90,3 +90,8 @@ def _completed(ev: DeliveryRequested, row: DeliveryRow) -> Outcome:
             error=row.error,
         ),
     )
+
+
+def recent_deliveries(sessions: sessionmaker, limit: int = 200) -> list[DeliveryRow]:
+    with sessions() as s:
+        return list(s.scalars(select(DeliveryRow).order_by(DeliveryRow.id.desc()).limit(limit)))
