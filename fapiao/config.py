@@ -70,8 +70,16 @@ class Settings(BaseSettings):
     smtp_security: SmtpSecurity = Field(SmtpSecurity.none, description="none, starttls or ssl.")
     smtp_user: str | None = Field(None, description="SMTP login, if the server wants one.")
     smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_ca_file: Path | None = Field(None, description="CA bundle that signs the SMTP server's certificate, if private.")
     smtp_timeout: float = Field(10.0, gt=0, description="Seconds per SMTP conversation.")
     mail_from: str = Field("fapiao@localhost", description="From address of invoice e-mail.")
+
+    sms_gateway_url: str | None = Field(None, description="HTTP endpoint that sends SMS (POST JSON phone, message).")
+    sms_timeout: float = Field(5.0, gt=0, description="Seconds per SMS gateway request.")
+    templates_dir: Path | None = Field(
+        None, description="Merchant message templates: {dir}/{seller tax id}/email_subject.txt, email_body.txt, sms.txt."
+    )
+    download_link_days: int = Field(30, ge=1, le=3650, description="Days a download link in a message stays valid.")
 
     retry_attempts: int = Field(4, ge=1, le=20, description="Tries for a transient error before dead-lettering.")
     retry_max_wait: float = Field(2.0, gt=0, description="Longest backoff between tries, in seconds.")
@@ -90,7 +98,8 @@ class Settings(BaseSettings):
     log_level: str = Field("warn", pattern=r"^(debug|info|warn|error|crit)$", description="Worker log level.")
     log_format: str = Field("json", pattern=r"^(json|text)$", description="json: one object per line; or text.")
 
-    @field_validator("kafka_bootstrap", "database_url", "public_base_url", mode="before")
+    @field_validator("kafka_bootstrap", "database_url", "public_base_url", "sms_gateway_url", "templates_dir", "smtp_ca_file",
+                     "admin_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v

@@ -114,6 +114,11 @@ def test_order_to_delivered_invoice(system, smtp_server, http_stub):
         assert resp.headers["Content-Type"] == "application/pdf"
         assert f'filename="{inv["number"]}.pdf"' in resp.headers["Content-Disposition"]
         assert resp.read() == pdfs[0].get_content()
+    text = mail.get_body(("plain",)).get_content()
+    download = next(w for w in text.split() if "/d/" in w)
+    with urllib.request.urlopen(download, timeout=10) as resp:  # the signed link in the e-mail
+        assert resp.headers["Content-Type"] == "application/pdf" and resp.read() == pdfs[0].get_content()
+    assert http(download[:-3] + "AAA")[0] == 404  # altered: refused
 
     status, page = http(link)  # the second scan shows the issued invoice
     assert status == 200 and inv["number"] in page and "已发送" in page

@@ -8,11 +8,9 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from fapiao.adapters.db import DeliveryRow, InvoiceRow, OrderRow
+from fapiao.adapters.db import InvoiceRow, OrderRow
 from fapiao.adapters.documents import DocumentStore
 from fapiao.adapters.issuer import SandboxIssuer
-from fapiao.adapters.mail import SmtpMailer
-from fapiao.services.deliver import deliver
 from fapiao.services.ingest import LinkMinter, ingest_push
 from fapiao.services.issue import handle_submission
 from fapiao.services.merchants import ensure_demo_merchant
@@ -74,14 +72,14 @@ def test_racing_workers_create_one_order(sessions):
     assert count(sessions, OrderRow) == 1
 
 
-def _accepted_and_submission(sessions, bill_no="ISSUE-1", email="buyer@example.cn"):
+def _accepted_and_submission(sessions, bill_no="ISSUE-1", email="buyer@example.cn", phone=""):
     with sessions() as s:
         ensure_demo_merchant(s)
     [acc] = push(sessions, billNo=bill_no)
     link = read_token(MINTER.secret, acc.event.link.rsplit("/", 1)[1])
     view = scan_view(sessions, link.link_id)
     ev = submission_event(view, {"buyer_type": "enterprise", "title": "某某公司", "tax_id": "91440300358768292H",
-                                 "email": email})
+                                 "email": email, "phone": phone})
     return link, ev
 
 
@@ -129,22 +127,3 @@ def test_issue_refused_over_monthly_limit(sessions, tmp_path):
         s.commit()
     [out] = handle_submission(sessions, SandboxIssuer(sessions), DocumentStore(tmp_path), ev)
     assert out.stage == "invoices.failed" and out.event.code == "LIMIT_EXCEEDED" and not out.event.retryable
-
-
-def test_delivery_once_and_permanent_failure(sessions, tmp_path, settings, smtp_server):
-    settings = settings.model_copy(update={"smtp_port": smtp_server.port})
-    mailer = SmtpMailer(settings)
-    for bill_no, email in (("D-1", "buyer@example.cn"), ("D-2", "nobody@refused.example")):
-        link, ev = _accepted_and_submission(sessions, bill_no, email)
-        outs = handle_submission(sessions, SandboxIssuer(sessions), DocumentStore(tmp_path), ev)
-        [req] = [o.event for o in outs if o.stage == "delivery.requested"]
-        first = deliver(sessions, mailer, req, "from@x.cn")[0].event
-        second = deliver(sessions, mailer, req, "from@x.cn")[0].event  # redelivered request
-        assert first == second
-    assert len(smtp_server.messages) == 1
-    msg = smtp_server.messages[0]
-    assert msg["To"] == "buyer@example.cn" and "电子发票" in msg["Subject"]
-    assert any(p.get_filename().endswith(".json") for p in msg.iter_attachments())
-    with sessions() as s:
-        failed = s.scalar(select(DeliveryRow).where(DeliveryRow.target == "nobody@refused.example"))
-        assert failed.status == "failed" and failed.attempts == 1 and "550" in failed.error

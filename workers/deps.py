@@ -7,9 +7,11 @@ from functools import cached_property
 from fapiao.adapters.db import make_engine, make_session_factory
 from fapiao.adapters.documents import DocumentStore
 from fapiao.adapters.issuer import SandboxIssuer
-from fapiao.adapters.mail import SmtpMailer
+from fapiao.adapters.mail import HttpSmsGateway, SmtpMailer
 from fapiao.config import Settings
+from fapiao.services.deliver import DeliveryConfig
 from fapiao.services.ingest import LinkMinter
+from fapiao.services.messages import MessageTemplates
 
 
 class Deps:
@@ -35,3 +37,15 @@ class Deps:
     @cached_property
     def mailer(self) -> SmtpMailer:
         return SmtpMailer(self.settings)
+
+    @cached_property
+    def sms(self) -> HttpSmsGateway | None:
+        s = self.settings
+        return HttpSmsGateway(s.sms_gateway_url, s.sms_timeout) if s.sms_gateway_url else None
+
+    @cached_property
+    def delivery_config(self) -> DeliveryConfig:
+        s = self.settings
+        return DeliveryConfig(sender=s.mail_from, link_secret=s.link_secret.get_secret_value().encode(),
+                              base_url=s.base_url, link_days=s.download_link_days,
+                              templates=MessageTemplates(s.templates_dir))

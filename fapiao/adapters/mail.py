@@ -3,6 +3,7 @@ an ``.eml`` file under ``var/mail``. SMTP replies are sorted into transient (ret
 
 from __future__ import annotations
 
+import json
 import smtplib
 import ssl
 import time
@@ -21,20 +22,27 @@ class SmtpMailer:
     def __init__(self, settings: Settings):
         self.s = settings
 
+    def _tls(self) -> ssl.SSLContext:
+        ca = self.s.smtp_ca_file
+        return ssl.create_default_context(cafile=str(ca) if ca else None)
+
     def send(self, msg: EmailMessage) -> None:
         s = self.s
         try:
             if s.smtp_security == SmtpSecurity.ssl:
-                client = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout,
-                                          context=ssl.create_default_context())
+                client = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=self._tls())
             else:
                 client = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout)
             with client:
                 if s.smtp_security == SmtpSecurity.starttls:
-                    client.starttls(context=ssl.create_default_context())
+                    client.starttls(context=self._tls())
                 if s.smtp_user:
                     client.login(s.smtp_user, s.smtp_password.get_secret_value() if s.smtp_password else "")
                 client.send_message(msg)
+        except smtplib.SMTPNotSupportedError as exc:
+            raise PermanentDeliveryError(f"SMTP server does not offer what is configured: {exc}") from exc
+        except smtplib.SMTPAuthenticationError as exc:
+            raise PermanentDeliveryError(f"SMTP login refused: {exc.smtp_code} {exc.smtp_error!r}") from exc
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [c for c, _ in exc.recipients.values()]
             if all(400 <= c < 500 for c in codes):
@@ -46,6 +54,23 @@ class SmtpMailer:
             raise PermanentDeliveryError(f"SMTP {exc.smtp_code} {exc.smtp_error!r}") from exc
         except (OSError, smtplib.SMTPServerDisconnected) as exc:
             raise Transient(f"SMTP connection failed: {exc}") from exc
+
+
+class HttpSmsGateway:
+    """SMS through an HTTP gateway: POST {"phone", "message"} as JSON. 408/429/5xx and connection trouble are
+    transient; another 4xx (say, an invalid number) is permanent."""
+
+    def __init__(self, url: str, timeout: float):
+        self.url, self.timeout = url, timeout
+
+    def send(self, phone: str, text: str) -> None:
+        from fapiao.adapters.http_client import PermanentHttpError, post_json
+
+        body = json.dumps({"phone": phone, "message": text}, ensure_ascii=False).encode()
+        try:
+            post_json(self.url, body, {}, self.timeout)
+        except PermanentHttpError as exc:
+            raise PermanentDeliveryError(f"SMS gateway refused: {exc}") from exc
 
 
 class MaildirSink:

@@ -61,3 +61,19 @@ def read_token(secret: bytes, token: str, now: datetime | None = None) -> Link:
     if (now or datetime.now(timezone.utc)) >= expires_at:
         raise LinkExpired(link_id, expires_at)
     return Link(link_id, expires_at)
+
+
+def _download_key(secret: bytes) -> bytes:
+    # A separate key, so a QR token can never pass as a download token or the other way round.
+    return hmac.new(secret, b"fapiao-download-v1", hashlib.sha256).digest()
+
+
+def make_download_token(secret: bytes, invoice_number: str, expires_at: datetime) -> str:
+    """A signed, expiring token naming one invoice (its 20-digit number packed in the same 9 bytes as a link id)."""
+    return make_token(_download_key(secret), int(invoice_number).to_bytes(9, "big").hex(), expires_at)
+
+
+def read_download_token(secret: bytes, token: str, now: datetime | None = None) -> str:
+    """The invoice number a download token names; raises LinkInvalid or LinkExpired."""
+    link = read_token(_download_key(secret), token, now)
+    return f"{int(link.link_id, 16):020d}"

@@ -13,11 +13,11 @@ from fapiao.adapters.db import make_engine, make_session_factory
 from fapiao.adapters.qr import qr_svg
 from fapiao.config import Settings
 from fapiao.domain.buyer import SPECIAL_KINDS
-from fapiao.domain.links import LinkExpired, LinkInvalid, read_token
+from fapiao.domain.links import LinkExpired, LinkInvalid, read_download_token, read_token
 from fapiao.gateway import SETTINGS
 from fapiao.gateway.admin import add_admin
 from fapiao.gateway.rendering import message, render
-from fapiao.services.scan import mark_submitted, scan_view, submission_event
+from fapiao.services.scan import invoice_document, mark_submitted, scan_view, submission_event
 
 log = logging.getLogger("fapiao.gateway")
 PRODUCER = web.AppKey("producer", AIOKafkaProducer)
@@ -100,6 +100,22 @@ async def document(request: web.Request) -> web.Response:
     return web.FileResponse(path, headers=headers)
 
 
+async def download(request: web.Request) -> web.Response:
+    """A signed, expiring download link from an e-mail or SMS: the invoice PDF."""
+    secret = request.app[SETTINGS].link_secret.get_secret_value().encode()
+    try:
+        number = read_download_token(secret, request.match_info["token"])
+    except LinkInvalid:
+        return message(404, "下载链接无效", "该下载链接无法识别或已被篡改。")
+    except LinkExpired as exc:
+        return message(410, "下载链接已过期", f"该链接已于 {exc.expired_at:%Y-%m-%d} 过期，请扫描开票二维码重新下载。")
+    path = await asyncio.to_thread(invoice_document, request.app["sessions"], number, "pdf")
+    if path is None:
+        return message(404, "发票不存在", "未找到该发票。")
+    return web.FileResponse(path, headers={"Content-Disposition": f'attachment; filename="{number}.pdf"',
+                                           "Cache-Control": "private, max-age=3600"})
+
+
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -125,6 +141,7 @@ def create_gateway(settings: Settings) -> web.Application:
         web.get("/q/{token}/status", status),
         web.get("/q/{token}/qr.svg", qr_image),
         web.get("/q/{token}/invoice.{fmt}", document),
+        web.get("/d/{token}", download),
     ])
     add_admin(app)
     return app

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
-from email.utils import make_msgid
 from pathlib import Path
 from typing import Protocol
 
@@ -14,7 +14,9 @@ from sqlalchemy.orm import sessionmaker
 
 from fapiao.adapters.db import DeliveryRow, InvoiceRow
 from fapiao.adapters.mail import PermanentDeliveryError
+from fapiao.domain.links import make_download_token
 from fapiao.services import Outcome
+from fapiao.services.messages import MessageTemplates
 from schemas.events import Channel, DeliveryCompleted, DeliveryRequested, Invoice
 
 
@@ -22,21 +24,34 @@ class Mailer(Protocol):
     def send(self, msg: EmailMessage) -> None: ...
 
 
-def compose_email(invoice: Invoice, documents: dict[str, str], to: str, sender: str, request_id: str) -> EmailMessage:
+class SmsSender(Protocol):
+    def send(self, phone: str, text: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    sender: str
+    link_secret: bytes
+    base_url: str
+    link_days: int = 30
+    templates: MessageTemplates = MessageTemplates(None)
+
+    def download_link(self, invoice_number: str, now: datetime) -> str:
+        token = make_download_token(self.link_secret, invoice_number, now + timedelta(days=self.link_days))
+        return f"{self.base_url}/d/{token}"
+
+
+def compose_email(invoice: Invoice, documents: dict[str, str], to: str, cfg: DeliveryConfig, request_id: str,
+                  link: str) -> EmailMessage:
     msg = EmailMessage()
-    msg["Subject"] = f"您的电子发票（{invoice.seller_name}，发票号码 {invoice.number}）"
-    msg["From"] = sender
+    msg["Subject"] = cfg.templates.render("email_subject", invoice, link).strip()
+    msg["From"] = cfg.sender
     msg["To"] = to
-    msg["Message-ID"] = make_msgid(idstring=request_id.replace("-", ""), domain="fapiao")
+    # Stable per request: a message re-sent after a crash mid-send carries the same id, so mail clients merge it.
+    msg["Message-ID"] = f"<{request_id}@fapiao>"
     msg["X-Fapiao-Request-Id"] = request_id
-    msg.set_content(
-        f"{invoice.buyer.title}，您好：\n\n"
-        f"{invoice.seller_name} 已为您开具电子发票。\n"
-        f"发票号码：{invoice.number}\n开票日期：{invoice.issued_at:%Y-%m-%d}\n"
-        f"价税合计：¥{invoice.total_with_tax}（{invoice.total_with_tax_upper}）\n\n"
-        "发票文件见附件。此邮件由系统自动发送，请勿回复。\n"
-    )
-    for fmt, mime in (("html", ("text", "html")), ("json", ("application", "json")), ("pdf", ("application", "pdf"))):
+    msg.set_content(cfg.templates.render("email_body", invoice, link))
+    for fmt, mime in (("pdf", ("application", "pdf")), ("json", ("application", "json"))):
         path = documents.get(fmt)
         if path and Path(path).exists():
             msg.add_attachment(Path(path).read_bytes(), maintype=mime[0], subtype=mime[1],
@@ -44,7 +59,8 @@ def compose_email(invoice: Invoice, documents: dict[str, str], to: str, sender: 
     return msg
 
 
-def deliver(sessions: sessionmaker, mailer: Mailer, ev: DeliveryRequested, sender: str) -> list[Outcome]:
+def deliver(sessions: sessionmaker, mailer: Mailer, sms: SmsSender | None, ev: DeliveryRequested,
+            cfg: DeliveryConfig) -> list[Outcome]:
     now = datetime.now(timezone.utc)
     with sessions() as s:
         row = s.scalar(select(DeliveryRow).where(DeliveryRow.request_id == ev.request_id))
@@ -61,12 +77,16 @@ def deliver(sessions: sessionmaker, mailer: Mailer, ev: DeliveryRequested, sende
             return [_completed(ev, row)]
         inv_row = s.scalar(select(InvoiceRow).where(InvoiceRow.number == ev.invoice_number))
         invoice = Invoice.model_validate(inv_row.invoice)
+        link = cfg.download_link(invoice.number, now)
         row.attempts += 1
         s.commit()
         try:
-            if ev.channel != Channel.email:
-                raise PermanentDeliveryError("SMS gateway not configured")
-            mailer.send(compose_email(invoice, inv_row.documents or {}, ev.to, sender, ev.request_id))
+            if ev.channel == Channel.email:
+                mailer.send(compose_email(invoice, inv_row.documents or {}, ev.to, cfg, ev.request_id, link))
+            elif sms is None:
+                raise PermanentDeliveryError("no SMS gateway configured (FAPIAO_SMS_GATEWAY_URL)")
+            else:
+                sms.send(ev.to, cfg.templates.render("sms", invoice, link))
             row.status, row.error = "sent", None
         except PermanentDeliveryError as exc:
             row.status, row.error = "failed", str(exc)[:500]

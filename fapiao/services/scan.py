@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping
 
 from sqlalchemy import select
@@ -76,3 +77,11 @@ def mark_submitted(sessions: sessionmaker, link_id: str, ev: BuyerSubmitted) -> 
             s.add(SubmissionRow(order_id=row.id, submission_id=ev.submission_id, buyer=ev.buyer.model_dump(mode="json"),
                                 invoice_kind=ev.invoice_kind.value, submitted_at=ev.occurred_at))
             s.commit()
+
+
+def invoice_document(sessions: sessionmaker, invoice_number: str, fmt: str) -> Path | None:
+    """Where a rendering of an issued invoice is, if it exists."""
+    with sessions() as s:
+        documents = s.scalar(select(InvoiceRow.documents).where(InvoiceRow.number == invoice_number))
+    path = Path(documents[fmt]) if documents and fmt in documents else None
+    return path if path and path.exists() else None

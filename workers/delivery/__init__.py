@@ -10,6 +10,6 @@ def register(app, settings, deps) -> Runtime:
     rt.agent(
         "delivery",
         DeliveryRequested.model_validate_json,
-        lambda ev: deliver(deps.sessions, deps.mailer, ev, settings.mail_from),
+        lambda ev: deliver(deps.sessions, deps.mailer, deps.sms, ev, deps.delivery_config),
     )
     return rt
