@@ -66,6 +66,7 @@ def test_starttls_with_login(tls):
         c.stop()
 
 
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
 def test_implicit_tls(tls):
     server_ctx, ca_file = tls
     handler = CountingSmtp()
