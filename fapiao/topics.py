@@ -13,7 +13,11 @@ STAGES = (
     "invoices.failed",
     "delivery.requested",
     "delivery.completed",
+    "settings",
 )
+
+# Topic configuration beyond the defaults: the settings topic keeps the latest record per key.
+TOPIC_CONFIGS = {"settings": {"cleanup.policy": "compact"}}
 
 # Topics a worker consumes; each gets a dead-letter twin `<topic>.dlq`.
 CONSUMED = (
@@ -37,6 +41,10 @@ class TopicNames:
 
     def dlq(self, stage: str) -> str:
         return f"{self[stage]}.dlq"
+
+    def config(self, name: str) -> dict[str, str]:
+        stage = name[len(self.prefix) + 1 :]
+        return TOPIC_CONFIGS.get(stage, {})
 
     def all(self) -> list[str]:
         return [self[s] for s in STAGES] + [self.dlq(s) for s in CONSUMED]

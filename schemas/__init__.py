@@ -1,6 +1,7 @@
 """Event contracts of every fapiao topic (see ``schemas.events`` and ``schemas.bill_push``)."""
 
 from schemas.bill_push import Bill, BillLine, BillPush, NotAnOrder, parse_push
+from schemas.settings import OrgDoc, SettingsRecord
 from schemas.events import (
     Buyer,
     BuyerSubmitted,
@@ -31,6 +32,7 @@ TOPIC_MODELS = {
     "invoices.failed": InvoiceFailed,
     "delivery.requested": DeliveryRequested,
     "delivery.completed": DeliveryCompleted,
+    "settings": SettingsRecord,
 }
 
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -12,6 +12,7 @@ from schemas import TOPIC_MODELS
 
 HERE = Path(__file__).parent
 KEY_DOC = "`{sellerTaxId}:{billNo}` (UTF-8): every event of one order shares a partition."
+SETTINGS_KEY_DOC = "`qr:<key值>` or `static:<id>`; compacted: the latest record per key counts, no value removes it."
 
 
 def json_schemas() -> dict[str, dict]:
@@ -31,13 +32,15 @@ def asyncapi(prefix: str = "fapiao") -> dict:
             "summary": (model.__doc__ or "").strip().splitlines()[0],
             "contentType": "application/json",
             "headers": {"type": "object", "properties": {}},
-            "bindings": {"kafka": {"key": {"type": "string", "description": KEY_DOC}}},
+            "bindings": {"kafka": {"key": {"type": "string", "description": SETTINGS_KEY_DOC if stage == "settings"
+                                           else KEY_DOC}}},
             "payload": {"$ref": f"./jsonschema/{stage}.json"},
         }
         channels[name] = {
             "address": f"{prefix}.{stage}",
             "messages": {name: {"$ref": f"#/components/messages/{name}"}},
         }
+        consumers["settings"] = "the gateway (scan pages)"
         action = "receive" if stage in consumers else "send"
         operations[f"{action}_{name}"] = {
             "action": action,

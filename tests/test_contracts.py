@@ -19,7 +19,7 @@ def test_checked_in_contracts_are_current():
 def test_every_topic_has_a_model():
     assert set(TOPIC_MODELS) == set(STAGES)
     for stage, model in TOPIC_MODELS.items():
-        if stage != "orders.pushed":
+        if stage not in ("orders.pushed", "settings"):
             assert issubclass(model, Contract)
             assert {"event_id", "schema_version", "occurred_at", "order_key"} <= set(model.model_fields)
 
@@ -30,7 +30,7 @@ def test_asyncapi_document_shape():
     assert {c["address"] for c in doc["channels"].values()} == {f"fapiao.{s}" for s in STAGES}
 
 
-@pytest.mark.parametrize("stage", [s for s in STAGES if s != "orders.pushed"])
+@pytest.mark.parametrize("stage", [s for s in STAGES if s not in ("orders.pushed", "settings")])
 def test_consumers_ignore_unknown_fields(stage):
     model = TOPIC_MODELS[stage]
     schema = model.model_json_schema(mode="serialization")
@@ -50,4 +50,5 @@ def test_topic_names_and_key():
     t = TopicNames("acme")
     assert t["orders.pushed"] == "acme.orders.pushed" and t.dlq("buyer.submitted") == "acme.buyer.submitted.dlq"
     assert len(t.all()) == len(STAGES) + 6
+    assert t.config("acme.settings") == {"cleanup.policy": "compact"}
     assert order_key("91440300MA5G9GK78Y", "A-1") == b"91440300MA5G9GK78Y:A-1"

@@ -63,6 +63,7 @@ class OrgRow(Base):
     payee: Mapped[str | None] = mapped_column(String(20))
     reviewer: Mapped[str | None] = mapped_column(String(20))
     monthly_limit: Mapped[Decimal | None] = mapped_column(Money)
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class BusinessSystemRow(Base):
@@ -74,6 +75,7 @@ class BusinessSystemRow(Base):
     secret: Mapped[str] = mapped_column(String(100))
     query_url: Mapped[str | None] = mapped_column(String(500))
     callback_url: Mapped[str | None] = mapped_column(String(500))
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class QrSettingRow(Base):
@@ -88,6 +90,28 @@ class QrSettingRow(Base):
     validity_days: Mapped[int] = mapped_column(Integer)
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     link_mode: Mapped[str] = mapped_column(String(20), default="hmac")
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class StaticQrRow(Base):
+    """静态二维码: one per organisation. Regenerating gives a new id; the old ones are revoked (tombstoned on sync)."""
+
+    __tablename__ = "static_qrs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_code: Mapped[str] = mapped_column(ForeignKey("orgs.org_code"), unique=True)
+    static_id: Mapped[str] = mapped_column(String(32), unique=True)
+    revoked_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    generated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
+class SettingsSyncRow(Base):
+    """同步至移动云: when the settings were last published to the settings topic."""
+
+    __tablename__ = "settings_syncs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    synced_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    items: Mapped[int] = mapped_column(Integer)
 
 
 class OrderRow(Base):

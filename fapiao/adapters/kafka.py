@@ -111,7 +111,7 @@ def admin(settings: Settings) -> KafkaAdminClient:
 
 def ensure_topics(settings: Settings, extra: dict[str, dict[str, str]] | None = None) -> list[str]:
     """Create every fapiao topic that does not exist yet; returns the names created."""
-    wanted = {name: {} for name in settings.topics.all()}
+    wanted = {name: settings.topics.config(name) for name in settings.topics.all()}
     wanted.update(extra or {})
     client = admin(settings)
     try:

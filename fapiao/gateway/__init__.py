@@ -5,3 +5,5 @@ from aiohttp import web
 from fapiao.config import Settings
 
 SETTINGS = web.AppKey("settings", Settings)
+PRODUCER = web.AppKey("producer", object)  # the AIOKafkaProducer
+SETTINGS_CACHE = web.AppKey("settings_cache", object)  # the SettingsCache fed by the settings topic

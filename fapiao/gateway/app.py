@@ -10,17 +10,19 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from fapiao.adapters.db import make_engine, make_session_factory
-from fapiao.adapters.qr import qr_svg
+from fapiao.adapters.qr import qr_png, qr_svg
 from fapiao.config import Settings
 from fapiao.domain.buyer import SPECIAL_KINDS
 from fapiao.domain.links import LinkExpired, LinkInvalid, read_download_token, read_token
-from fapiao.gateway import SETTINGS
+from fapiao.gateway import PRODUCER, SETTINGS, SETTINGS_CACHE
 from fapiao.gateway.admin import add_admin
+from fapiao.gateway.merchant_admin import add_merchant_admin
+from fapiao.gateway.settings_cache import SettingsCache
 from fapiao.gateway.rendering import message, render
+from fapiao.services.system_scan import DisabledQr, UnknownQr, resolve_static, resolve_system_link
 from fapiao.services.scan import invoice_document, mark_submitted, scan_view, submission_event
 
 log = logging.getLogger("fapiao.gateway")
-PRODUCER = web.AppKey("producer", AIOKafkaProducer)
 
 async def _view(request: web.Request):
     settings = request.app[SETTINGS]
@@ -78,13 +80,54 @@ async def status(request: web.Request) -> web.Response:
     return web.json_response({"status": view.status, "invoice_number": view.invoice.number if view.invoice else None})
 
 
+def qr_response(url: str, fmt: str) -> web.Response:
+    if fmt not in ("svg", "png"):
+        return message(404, "不支持的格式", "二维码图片只有 svg 和 png 两种格式。")
+    body, ctype = (qr_svg(url), "image/svg+xml") if fmt == "svg" else (qr_png(url), "image/png")
+    # A link's image never changes; revocation makes the link fail, not the picture.
+    return web.Response(body=body, content_type=ctype, headers={"Cache-Control": "public, max-age=86400, immutable"})
+
+
 async def qr_image(request: web.Request) -> web.Response:
     found, error = await _view(request)
     if error:
         return error
     url = f"{request.app[SETTINGS].base_url}/q/{request.match_info['token']}"
-    return web.Response(body=qr_svg(url), content_type="image/svg+xml",
-                        headers={"Cache-Control": "public, max-age=86400, immutable"})
+    return qr_response(url, request.match_info["fmt"])
+
+
+async def system_scan(request: web.Request) -> web.Response:
+    """`/?k=key,ddh,je,timestamps,sig,$`: a link assembled by the merchant's business system (FACTS §1.1)."""
+    k = request.query.get("k")
+    if not k:
+        return message(200, "扫码开票", "请使用商家提供的开票二维码。")
+    cache = request.app[SETTINGS_CACHE]
+    try:
+        scan = resolve_system_link(k, cache.get)
+    except UnknownQr:
+        return message(404, "二维码无效", "未找到该二维码对应的商家设置，请联系商家。")
+    except DisabledQr:
+        return message(403, "二维码已停用", "该开票二维码已被商家停用，请联系商家。")
+    except LinkInvalid:
+        return message(400, "二维码无效", "该开票二维码无法识别或已被篡改，请向商家索取新的二维码。")
+    except LinkExpired as exc:
+        return message(410, "二维码已过期", f"该开票二维码已于 {exc.expired_at:%Y-%m-%d %H:%M} 过期，请联系商家。")
+    return render("scan_info.html", setting=scan.setting, link=scan.link,
+                  notice="该订单的开票信息需由商家订单查询接口提供，此功能尚未开放，请联系商家。")
+
+
+async def static_scan(request: web.Request) -> web.Response:
+    try:
+        setting = resolve_static(request.match_info["static_id"], request.app[SETTINGS_CACHE].get)
+    except UnknownQr:
+        return message(404, "二维码无效", "该静态二维码不存在或已被商家重新生成，请扫描最新的二维码。")
+    return render("scan_info.html", setting=setting, link=None,
+                  notice="请按小票填写订单号和金额开票：此功能尚未开放，请联系商家。")
+
+
+async def static_qr_image(request: web.Request) -> web.Response:
+    static_id = request.match_info["static_id"]
+    return qr_response(f"{request.app[SETTINGS].base_url}/s/{static_id}", request.match_info["fmt"])
 
 
 async def document(request: web.Request) -> web.Response:
@@ -120,12 +163,16 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def _producer_ctx(app: web.Application):
+async def _kafka_ctx(app: web.Application):
     settings = app[SETTINGS]
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers.split(","), acks="all")
     await producer.start()
     app[PRODUCER] = producer
+    cache = SettingsCache(settings)
+    await cache.start()
+    app[SETTINGS_CACHE] = cache
     yield
+    await cache.stop()
     await producer.stop()
 
 
@@ -133,17 +180,21 @@ def create_gateway(settings: Settings) -> web.Application:
     app = web.Application()
     app[SETTINGS] = settings
     app["sessions"] = make_session_factory(make_engine(settings.db_url))
-    app.cleanup_ctx.append(_producer_ctx)
+    app.cleanup_ctx.append(_kafka_ctx)
     app.add_routes([
         web.get("/healthz", healthz),
         web.get("/q/{token}", scan_page),
         web.post("/q/{token}", submit),
         web.get("/q/{token}/status", status),
-        web.get("/q/{token}/qr.svg", qr_image),
+        web.get("/q/{token}/qr.{fmt}", qr_image),
+        web.get("/", system_scan),
+        web.get("/s/{static_id}", static_scan),
+        web.get("/s/{static_id}/qr.{fmt}", static_qr_image),
         web.get("/q/{token}/invoice.{fmt}", document),
         web.get("/d/{token}", download),
     ])
     add_admin(app)
+    add_merchant_admin(app)
     return app
 
 

@@ -1,0 +1,178 @@
+"""Admin pages and JSON API for merchant settings: 业务组织, 业务系统, 动态二维码设置 (新增 / 保存 / 停用 /
+同步至移动云) and 静态二维码 (生成二维码 / 查看二维码). Handlers parse, call settings_admin, and render or publish."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from fapiao.domain.order_rules import KIND_NAMES
+from fapiao.gateway import PRODUCER, SETTINGS
+from fapiao.gateway.rendering import render
+from fapiao.services import settings_admin as svc
+
+
+def _sessions(request):
+    return request.app["sessions"]
+
+
+async def _form(request: web.Request) -> dict:
+    if request.content_type == "application/json":
+        return await request.json()
+    data = await request.post()
+    form = {k: v for k, v in data.items()}
+    if "kinds" in data:
+        form["kinds"] = data.getall("kinds")
+    return form
+
+
+def _wants_json(request: web.Request) -> bool:
+    return request.content_type == "application/json" or request.path.startswith("/admin/api/")
+
+
+def _setting_json(r) -> dict:
+    return {"key": r.key, "org_code": r.org_code, "business_system_code": r.business_system_code,
+            "scan_type": r.scan_type, "default_issue": r.default_issue, "kinds": r.kinds,
+            "validity_days": r.validity_days, "enabled": r.enabled, "link_mode": r.link_mode}
+
+
+async def settings_page(request: web.Request, errors=None, form=None, status=200) -> web.Response:
+    rows = await asyncio.to_thread(svc.list_qr_settings, _sessions(request))
+    orgs = await asyncio.to_thread(svc.list_orgs, _sessions(request))
+    last, unsynced = await asyncio.to_thread(svc.sync_status, _sessions(request))
+    return render("admin_settings.html", status=status, rows=rows, orgs=[o for o, _ in orgs], kinds=KIND_NAMES,
+                  errors=errors or {}, form=form or {}, last_synced=last, unsynced=unsynced,
+                  synced=request.query.get("synced"))
+
+
+async def create_setting(request: web.Request) -> web.Response:
+    form = await _form(request)
+    result = await asyncio.to_thread(svc.create_qr_setting, _sessions(request), form)
+    if isinstance(result, dict):
+        if _wants_json(request):
+            return web.json_response({"errors": result}, status=422)
+        return await settings_page(request, errors=result, form=form, status=422)
+    if _wants_json(request):
+        return web.json_response(_setting_json(result), status=201)
+    raise web.HTTPSeeOther("/admin/settings")
+
+
+async def edit_setting(request: web.Request) -> web.Response:
+    changes = await _form(request)
+    result = await asyncio.to_thread(svc.edit_qr_setting, _sessions(request), request.match_info["key"], changes)
+    if isinstance(result, dict):
+        return web.json_response({"errors": result}, status=404 if "key" in result else 422)
+    return web.json_response(_setting_json(result))
+
+
+async def disable_setting(request: web.Request) -> web.Response:
+    result = await asyncio.to_thread(svc.edit_qr_setting, _sessions(request), request.match_info["key"],
+                                     {"enabled": "0"})
+    if _wants_json(request) or request.method == "DELETE":
+        if isinstance(result, dict):
+            return web.json_response({"errors": result}, status=404)
+        return web.json_response(_setting_json(result))
+    raise web.HTTPSeeOther("/admin/settings")
+
+
+async def list_settings_api(request: web.Request) -> web.Response:
+    rows = await asyncio.to_thread(svc.list_qr_settings, _sessions(request))
+    return web.json_response([_setting_json(r) for r in rows])
+
+
+async def sync(request: web.Request) -> web.Response:
+    """同步至移动云: publish every setting the scan side needs to the compacted settings topic."""
+    records = await asyncio.to_thread(svc.sync_records, _sessions(request))
+    producer = request.app[PRODUCER]
+    topic = request.app[SETTINGS].topics["settings"]
+    for key, value in records:
+        await producer.send(topic, key=key, value=value)
+    await producer.flush()
+    await asyncio.to_thread(svc.record_sync, _sessions(request), len(records))
+    if _wants_json(request):
+        return web.json_response({"synced": len(records)})
+    raise web.HTTPSeeOther(f"/admin/settings?synced={len(records)}")
+
+
+async def orgs_page(request: web.Request, errors=None, form=None, status=200) -> web.Response:
+    rows = await asyncio.to_thread(svc.list_orgs, _sessions(request))
+    return render("admin_orgs.html", status=status, rows=rows, errors=errors or {}, form=form or {})
+
+
+async def create_org(request: web.Request) -> web.Response:
+    form = await _form(request)
+    result = await asyncio.to_thread(svc.create_org, _sessions(request), form)
+    if isinstance(result, dict):
+        if _wants_json(request):
+            return web.json_response({"errors": result}, status=422)
+        return await orgs_page(request, errors=result, form=form, status=422)
+    if _wants_json(request):
+        return web.json_response({"org_code": result.org_code, "tax_id": result.tax_id}, status=201)
+    raise web.HTTPSeeOther("/admin/orgs")
+
+
+async def systems_page(request: web.Request, errors=None, form=None, status=200) -> web.Response:
+    rows = await asyncio.to_thread(svc.list_business_systems, _sessions(request))
+    return render("admin_systems.html", status=status, rows=rows, errors=errors or {}, form=form or {})
+
+
+async def create_system(request: web.Request) -> web.Response:
+    form = await _form(request)
+    result = await asyncio.to_thread(svc.create_business_system, _sessions(request), form)
+    if isinstance(result, dict):
+        if _wants_json(request):
+            return web.json_response({"errors": result}, status=422)
+        return await systems_page(request, errors=result, form=form, status=422)
+    if _wants_json(request):
+        return web.json_response({"code": result.code, "secret": result.secret, "enabled": result.enabled},
+                                 status=201)
+    raise web.HTTPSeeOther("/admin/systems")
+
+
+async def static_page(request: web.Request) -> web.Response:
+    rows = await asyncio.to_thread(svc.list_orgs, _sessions(request))
+    return render("admin_static.html", rows=rows, base_url=request.app[SETTINGS].base_url, shown=None)
+
+
+async def generate_static(request: web.Request) -> web.Response:
+    org_code = request.match_info["org_code"]
+    result = await asyncio.to_thread(svc.generate_static, _sessions(request), org_code)
+    if isinstance(result, dict):
+        return web.json_response({"errors": result}, status=404)
+    if _wants_json(request):
+        link = f"{request.app[SETTINGS].base_url}/s/{result.static_id}"
+        return web.json_response({"org_code": org_code, "link": link}, status=201)
+    raise web.HTTPSeeOther(f"/admin/static/{org_code}")
+
+
+async def view_static(request: web.Request) -> web.Response:
+    org_code = request.match_info["org_code"]
+    rows = await asyncio.to_thread(svc.list_orgs, _sessions(request))
+    shown = next(((o, st) for o, st in rows if o.org_code == org_code and st is not None), None)
+    return render("admin_static.html", rows=rows, base_url=request.app[SETTINGS].base_url, shown=shown,
+                  status=200 if shown else 404)
+
+
+def add_merchant_admin(app: web.Application) -> None:
+    app.add_routes([
+        web.get("/admin/settings", settings_page),
+        web.post("/admin/settings", create_setting),
+        web.post("/admin/settings/sync", sync),
+        web.post("/admin/settings/{key}/disable", disable_setting),
+        web.get("/admin/orgs", orgs_page),
+        web.post("/admin/orgs", create_org),
+        web.get("/admin/systems", systems_page),
+        web.post("/admin/systems", create_system),
+        web.get("/admin/static", static_page),
+        web.post("/admin/static/{org_code}/generate", generate_static),
+        web.get("/admin/static/{org_code}", view_static),
+        web.get("/admin/api/qr-settings", list_settings_api),
+        web.post("/admin/api/qr-settings", create_setting),
+        web.patch("/admin/api/qr-settings/{key}", edit_setting),
+        web.delete("/admin/api/qr-settings/{key}", disable_setting),
+        web.post("/admin/api/orgs", create_org),
+        web.post("/admin/api/systems", create_system),
+        web.post("/admin/api/sync", sync),
+        web.post("/admin/api/static/{org_code}", generate_static),
+    ])

@@ -1,0 +1,164 @@
+"""Use cases of the merchant's finance staff: organisations, business systems, 动态二维码设置, 静态二维码, and
+同步至移动云 (publishing what the scan side needs to the compacted ``fapiao.settings`` topic).
+
+Each create/edit returns the row or ``{field: rule}``; ``sync_records`` returns the (key, value) records to publish
+(value None: a tombstone for something revoked) and the entrypoint publishes them, then calls ``record_sync``.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import sessionmaker
+
+from fapiao.adapters.db import BusinessSystemRow, OrgRow, QrSettingRow, SettingsSyncRow, StaticQrRow
+from fapiao.domain.settings_rules import check_business_system, check_org, check_qr_setting
+from fapiao.services.merchants import new_key
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def create_org(sessions: sessionmaker, form: Mapping[str, Any]) -> OrgRow | dict[str, str]:
+    values, errors = check_org(form)
+    if errors:
+        return errors
+    with sessions() as s:
+        row = OrgRow(**values, updated_at=_now())
+        s.add(row)
+        try:
+            s.commit()
+        except IntegrityError:
+            return {"org_code": f"组织编码 {values['org_code']} 已存在"}
+        return row
+
+
+def create_business_system(sessions: sessionmaker, form: Mapping[str, Any]) -> BusinessSystemRow | dict[str, str]:
+    values, errors = check_business_system(form)
+    if errors:
+        return errors
+    with sessions() as s:
+        row = BusinessSystemRow(**values, secret=secrets.token_hex(16), updated_at=_now())
+        s.add(row)
+        try:
+            s.commit()
+        except IntegrityError:
+            return {"code": f"业务系统编码 {values['code']} 已存在"}
+        return row
+
+
+def _org_codes(s) -> set[str]:
+    return set(s.scalars(select(OrgRow.org_code)))
+
+
+def create_qr_setting(sessions: sessionmaker, form: Mapping[str, Any]) -> QrSettingRow | dict[str, str]:
+    with sessions() as s:
+        values, errors = check_qr_setting(form, _org_codes(s))
+        if errors:
+            return errors
+        row = QrSettingRow(key=new_key(), updated_at=_now(), **values)  # key值: assigned here, unguessable
+        s.add(row)
+        s.commit()
+        return row
+
+
+def edit_qr_setting(sessions: sessionmaker, key: str, changes: Mapping[str, Any]) -> QrSettingRow | dict[str, str]:
+    with sessions() as s:
+        row = s.scalar(select(QrSettingRow).where(QrSettingRow.key == key))
+        if row is None:
+            return {"key": f"没有 key值 为 {key} 的动态二维码设置"}
+        current = {"org_code": row.org_code, "scan_type": row.scan_type, "kinds": row.kinds,
+                   "validity_days": str(row.validity_days), "default_issue": row.default_issue,
+                   "enabled": row.enabled, "link_mode": row.link_mode,
+                   "business_system_code": row.business_system_code or ""}
+        values, errors = check_qr_setting({**current, **changes}, _org_codes(s))
+        if errors:
+            return errors
+        for field, value in values.items():
+            setattr(row, field, value)
+        row.updated_at = _now()
+        s.commit()
+        return row
+
+
+def list_qr_settings(sessions: sessionmaker) -> list[QrSettingRow]:
+    with sessions() as s:
+        return list(s.scalars(select(QrSettingRow).order_by(QrSettingRow.id)))
+
+
+def list_orgs(sessions: sessionmaker) -> list[tuple[OrgRow, StaticQrRow | None]]:
+    with sessions() as s:
+        rows = s.execute(select(OrgRow, StaticQrRow).outerjoin(StaticQrRow, StaticQrRow.org_code == OrgRow.org_code)
+                         .order_by(OrgRow.id)).all()
+        return [tuple(r) for r in rows]
+
+
+def list_business_systems(sessions: sessionmaker) -> list[BusinessSystemRow]:
+    with sessions() as s:
+        return list(s.scalars(select(BusinessSystemRow).order_by(BusinessSystemRow.id)))
+
+
+def generate_static(sessions: sessionmaker, org_code: str) -> StaticQrRow | dict[str, str]:
+    """生成二维码 for an organisation; generating again revokes the previous link."""
+    with sessions() as s:
+        if s.scalar(select(OrgRow).where(OrgRow.org_code == org_code)) is None:
+            return {"org_code": f"业务组织 {org_code} 不存在"}
+        row = s.scalar(select(StaticQrRow).where(StaticQrRow.org_code == org_code))
+        now = _now()
+        if row is None:
+            row = StaticQrRow(org_code=org_code, static_id=secrets.token_urlsafe(12), revoked_ids=[],
+                              generated_at=now, updated_at=now)
+            s.add(row)
+        else:
+            row.revoked_ids = [*row.revoked_ids, row.static_id]
+            row.static_id, row.generated_at, row.updated_at = secrets.token_urlsafe(12), now, now
+        s.commit()
+        return row
+
+
+def _org_doc(org: OrgRow) -> dict:
+    return {"org_code": org.org_code, "seller_name": org.seller_name, "tax_id": org.tax_id,
+            "address_tel": org.address_tel, "bank_account": org.bank_account}
+
+
+def sync_records(sessions: sessionmaker) -> list[tuple[bytes, bytes | None]]:
+    """Everything the scan side needs, one compacted record each: qr:<key>, static:<id>; revoked ids tombstoned."""
+    with sessions() as s:
+        orgs = {o.org_code: o for o in s.scalars(select(OrgRow))}
+        systems = {b.code: b for b in s.scalars(select(BusinessSystemRow))}
+        records: list[tuple[bytes, bytes | None]] = []
+        for q in s.scalars(select(QrSettingRow)):
+            system = systems.get(q.business_system_code or "")
+            doc = {"type": "qr", "key": q.key, "org": _org_doc(orgs[q.org_code]), "kinds": q.kinds,
+                   "scan_type": q.scan_type, "default_issue": q.default_issue, "validity_days": q.validity_days,
+                   "enabled": q.enabled and (system is None or system.enabled), "link_mode": q.link_mode,
+                   "business_system_code": q.business_system_code,
+                   "system_secret": system.secret if system else ""}
+            records.append((f"qr:{q.key}".encode(), json.dumps(doc, ensure_ascii=False).encode()))
+        for st in s.scalars(select(StaticQrRow)):
+            doc = {"type": "static", "static_id": st.static_id, "org": _org_doc(orgs[st.org_code])}
+            records.append((f"static:{st.static_id}".encode(), json.dumps(doc, ensure_ascii=False).encode()))
+            records += [(f"static:{old}".encode(), None) for old in st.revoked_ids]
+        return records
+
+
+def record_sync(sessions: sessionmaker, items: int) -> None:
+    with sessions() as s:
+        s.add(SettingsSyncRow(synced_at=_now(), items=items))
+        s.commit()
+
+
+def sync_status(sessions: sessionmaker) -> tuple[datetime | None, bool]:
+    """(when the settings were last synced, whether anything changed since)."""
+    with sessions() as s:
+        last = s.scalar(select(func.max(SettingsSyncRow.synced_at)))
+        changed = [s.scalar(select(func.max(t.updated_at))) for t in (OrgRow, BusinessSystemRow, QrSettingRow,
+                                                                        StaticQrRow)]
+    latest = max((c for c in changed if c is not None), default=None)
+    return last, latest is not None and (last is None or latest > last)

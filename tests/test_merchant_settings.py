@@ -1,0 +1,167 @@
+"""Merchant settings end to end: validation through the API and CLI, 同步至移动云 to the compacted settings topic,
+scans served from what the gateway consumed there, static QR regeneration, and QR images decoded back to links."""
+
+import io
+import json
+import time
+import urllib.error
+import urllib.request
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import zxingcpp
+from click.testing import CliRunner
+from PIL import Image
+from pydantic import SecretStr
+
+from fapiao.adapters.kafka import ensure_topics, free_port
+from fapiao.adapters.qr import qr_png, qr_terminal
+from fapiao.cli import main
+from fapiao.domain.system_links import build_link, kingdee_md5
+from fapiao.services import settings_admin as svc
+from fapiao.testing import SystemProcess, settings_env, wait_http
+
+TOKEN = "admin-token-for-tests"
+ORG = {"org_code": "SZ01", "seller_name": "深圳市示例科技有限公司", "tax_id": "91440300MA5G9GK78Y"}
+
+
+def test_services_validate_and_sync_records(sessions):
+    assert "tax_id" in svc.create_org(sessions, {**ORG, "tax_id": "91500107MAC3BEU123"})
+    assert svc.create_org(sessions, ORG).org_code == "SZ01"
+    assert "org_code" in svc.create_org(sessions, ORG)  # duplicate
+    assert "org_code" in svc.create_qr_setting(sessions, {"org_code": "NOPE", "kinds": ["10xdp"], "validity_days": "3"})
+    a = svc.create_qr_setting(sessions, {"org_code": "SZ01", "kinds": ["10xdp"], "validity_days": "3"})
+    b = svc.create_qr_setting(sessions, {"org_code": "SZ01", "kinds": ["08xdp"], "validity_days": "3"})
+    assert len(a.key) >= 16 and a.key != b.key  # assigned, unique, unguessable
+    assert svc.edit_qr_setting(sessions, a.key, {"validity_days": "7"}).validity_days == 7
+    assert "validity_days" in svc.edit_qr_setting(sessions, a.key, {"validity_days": "0"})
+    assert "key" in svc.edit_qr_setting(sessions, "no-such-key", {"enabled": "0"})
+    assert svc.sync_status(sessions) == (None, True)
+    first = svc.generate_static(sessions, "SZ01").static_id
+    second = svc.generate_static(sessions, "SZ01").static_id
+    records = dict(svc.sync_records(sessions))
+    assert records[f"static:{first}".encode()] is None and records[f"static:{second}".encode()] is not None
+    assert json.loads(records[f"qr:{a.key}".encode()])["org"]["tax_id"] == "91440300MA5G9GK78Y"
+    svc.record_sync(sessions, len(records))
+    last, unsynced = svc.sync_status(sessions)
+    assert last is not None and not unsynced
+    svc.edit_qr_setting(sessions, b.key, {"enabled": "否"})
+    assert svc.sync_status(sessions)[1] is True
+
+
+def test_cli(sessions, db_url, monkeypatch):
+    monkeypatch.setenv("FAPIAO_DATABASE_URL", db_url)
+    run = lambda *a: CliRunner().invoke(main, ["settings", *a])  # noqa: E731
+    bad = run("add-org", "org_code=SZ01", "seller_name=示例", "tax_id=91500107MAC3BEU123")
+    assert bad.exit_code == 1 and "tax_id: 税号校验位错误" in bad.output
+    assert run("add-org", *(f"{k}={v}" for k, v in ORG.items())).exit_code == 0
+    added = run("add-qr", "org_code=SZ01", "kinds=10xdp,08xdp", "validity_days=30", "scan_type=扫码提交抬头")
+    key = added.output.split()[-1]
+    assert added.exit_code == 0 and len(key) >= 16
+    assert run("edit-qr", key, "validity_days=abc").exit_code == 1
+    assert run("disable-qr", key).exit_code == 0
+    listing = run("list").output
+    assert key in listing and "enabled=False" in listing and "unsynced changes" in listing
+    assert run("static", "SZ01").output.strip().startswith("http://127.0.0.1:8080/s/")
+    assert run("static", "NOPE").exit_code == 1
+
+
+def decode(png: bytes) -> str:
+    [result] = zxingcpp.read_barcodes(Image.open(io.BytesIO(png)))
+    return result.text
+
+
+def test_qr_images_decode_to_the_exact_link():
+    link = "http://127.0.0.1:8080/?k=Evjf8VxmUW,SO-1,88.50,1795400000,81dd864a0c6e5f0776351a0c49b38423,$"
+    assert decode(qr_png(link)) == link
+    assert "█" in qr_terminal(link) or "▀" in qr_terminal(link)
+
+
+@pytest.fixture
+def gateway(broker, settings, tmp_path):
+    s = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "http_port": free_port(),
+                                    "admin_token": SecretStr(TOKEN)})
+    ensure_topics(s)
+    proc = SystemProcess(s, "gateway", log=tmp_path / "gateway.log")
+    wait_http(f"{s.base_url}/healthz")
+    yield s
+    proc.stop()
+
+
+def api(s, method, path, doc=None, token=TOKEN):
+    req = urllib.request.Request(f"{s.base_url}{path}", method=method,
+                                 data=json.dumps(doc).encode() if doc is not None else None,
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def fetch(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read(), r.headers
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), e.headers
+
+
+def eventually(check, timeout=20):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, "not visible in time"
+        time.sleep(0.2)
+
+
+@pytest.mark.kafka
+def test_settings_sync_and_scans(gateway):
+    s = gateway
+    assert api(s, "POST", "/admin/api/orgs", ORG, token="wrong-token-1234")[0] == 401
+    assert api(s, "POST", "/admin/api/orgs", {**ORG, "tax_id": "123"})[1]["errors"]["tax_id"]
+    assert api(s, "POST", "/admin/api/orgs", ORG)[0] == 201
+    status, system = api(s, "POST", "/admin/api/systems", {"code": "POS", "name": "收银"})
+    assert status == 201 and len(system["secret"]) == 32
+    status, body = api(s, "POST", "/admin/api/qr-settings", {"org_code": "SZ01", "kinds": []})
+    assert status == 422 and set(body["errors"]) >= {"kinds", "validity_days"}
+    status, hmac_setting = api(s, "POST", "/admin/api/qr-settings", {
+        "org_code": "SZ01", "kinds": ["10xdp", "08xdp"], "validity_days": "30", "business_system_code": "POS"})
+    assert status == 201 and hmac_setting["link_mode"] == "hmac"
+    status, md5_setting = api(s, "POST", "/admin/api/qr-settings", {
+        "org_code": "SZ01", "kinds": ["10xdp"], "validity_days": "30", "link_mode": "kingdee_md5"})
+    key, md5_key = hmac_setting["key"], md5_setting["key"]
+
+    now = int(datetime.now(timezone.utc).timestamp())
+    good = build_link(s.base_url, key, "SO-1", "88.50", now, secret=system["secret"])
+    assert fetch(good)[0] == 404  # created, not synced yet: the scan side does not know it
+    assert api(s, "POST", "/admin/api/sync")[1]["synced"] == 2
+    status, page, _ = eventually(lambda: (r := fetch(good))[0] == 200 and r)
+    assert "SO-1" in page.decode() and "88.50" in page.decode() and "深圳市示例科技有限公司" in page.decode()
+    assert fetch(good.replace("88.50", "8.50"))[0] == 400  # amount changed: signature fails
+    assert fetch(build_link(s.base_url, key, "SO-1", "88.50", now, secret=None))[0] == 400  # md5 on an hmac key
+    old = int((datetime.now(timezone.utc) - timedelta(days=31)).timestamp())
+    assert fetch(build_link(s.base_url, key, "SO-1", "88.50", old, secret=system["secret"]))[0] == 410
+    assert fetch(f"{s.base_url}/?k=unknownkey,SO,1.00,{now},{kingdee_md5('unknownkey')},$")[0] == 404
+    md5_link = f"{s.base_url}/?k={md5_key},SO-9,10.00,{now * 1000},{kingdee_md5(md5_key).upper()},$"
+    assert fetch(md5_link)[0] == 200
+    assert fetch(f"{s.base_url}/?k=garbage")[0] == 400
+
+    assert api(s, "DELETE", f"/admin/api/qr-settings/{key}")[1]["enabled"] is False
+    assert fetch(good)[0] == 200  # disabled but not synced: scans unchanged
+    api(s, "POST", "/admin/api/sync")
+    status, page, _ = eventually(lambda: (r := fetch(good))[0] == 403 and r)
+    assert "已停用" in page.decode()
+
+    first = api(s, "POST", "/admin/api/static/SZ01")[1]["link"]
+    api(s, "POST", "/admin/api/sync")
+    eventually(lambda: fetch(first)[0] == 200)
+    status, png, headers = fetch(first + "/qr.png")
+    assert status == 200 and headers["Content-Type"] == "image/png" and "max-age" in headers["Cache-Control"]
+    assert decode(png) == first
+    second = api(s, "POST", "/admin/api/static/SZ01")[1]["link"]
+    assert second != first
+    api(s, "POST", "/admin/api/sync")
+    eventually(lambda: fetch(first)[0] == 404 and fetch(second)[0] == 200)  # regenerating revoked the old one
