@@ -35,6 +35,13 @@ def system(broker, settings, sessions, smtp_server, http_stub, tmp_path):
     workers = SystemProcess(s, "worker", "all", log=tmp_path / "workers.log")
     gateway = SystemProcess(s, "gateway", log=tmp_path / "gateway.log")
     wait_http(f"{s.base_url}/healthz")
+    for i in range(4):  # every worker answers: a worker that dies at start fails here, with its log
+        try:
+            wait_http(f"http://127.0.0.1:{s.worker_port + i}/healthz", timeout=60)
+        except TimeoutError:
+            workers.stop()
+            gateway.stop()
+            pytest.fail("a worker did not start:\n" + (tmp_path / "workers.log").read_text()[-4000:])
     yield s
     for proc in (gateway, workers):
         assert proc.stop() == 0 or proc.proc.returncode in (-15, 0), proc.log_path.read_text()[-3000:]
