@@ -165,3 +165,23 @@ def test_settings_sync_and_scans(gateway):
     assert second != first
     api(s, "POST", "/admin/api/sync")
     eventually(lambda: fetch(first)[0] == 404 and fetch(second)[0] == 200)  # regenerating revoked the old one
+
+
+@pytest.mark.kafka
+def test_pushed_order_link_stops_when_its_setting_is_disabled(gateway, sessions):
+    from fapiao.services.ingest import LinkMinter, ingest_push
+    from fapiao.services.merchants import ensure_demo_merchant
+    from schemas.bill_push import parse_push
+    from tests.conftest import sample_push
+
+    s = gateway
+    with sessions() as db:
+        key = ensure_demo_merchant(db).key
+    minter = LinkMinter(s.link_secret.get_secret_value().encode(), s.base_url)
+    [accepted] = ingest_push(sessions, parse_push(json.dumps(sample_push(billNo="DIS-1")).encode()), minter)
+    link = accepted.event.link
+    assert fetch(link)[0] == 200
+    assert api(s, "DELETE", f"/admin/api/qr-settings/{key}")[0] == 200
+    api(s, "POST", "/admin/api/sync")
+    status, page, _ = eventually(lambda: (r := fetch(link))[0] == 403 and r)
+    assert "已停用" in page.decode()

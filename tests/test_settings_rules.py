@@ -85,3 +85,22 @@ def test_qr_setting_rules(change, field):
     else:
         assert errors == {} and values["scan_type"] == "issue" and values["validity_days"] == 30
         assert values["link_mode"] == "hmac"
+
+
+def test_readme_link_example_builds_a_valid_link(monkeypatch):
+    """The integrators' example in the README builds a link fapiao accepts."""
+    import re
+    import time as time_module
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    code = re.search(r"Building a link in Python.*?```python\n(.*?)```", readme, re.S).group(1)
+    printed = []
+    namespace = {"print": printed.append}
+    exec(code, namespace)  # noqa: S102 - our own README
+    stamp = int(time_module.time())
+    link = namespace["fapiao_link"]("https://fapiao.example.com", "KEY1", "SO-1", "88.50", "sys-secret")
+    k = link.split("?k=", 1)[1]
+    parsed = parse_link(k)
+    verify(parsed, "88.50", k.split(",")[3], "hmac", "sys-secret", 30)
+    assert abs(int(k.split(",")[3]) - stamp) <= 2 and printed

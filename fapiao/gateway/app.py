@@ -36,6 +36,9 @@ async def _view(request: web.Request):
     view = await asyncio.to_thread(scan_view, request.app["sessions"], link.link_id)
     if view is None:
         return None, message(404, "订单不存在", "未找到该二维码对应的订单，请联系商家。")
+    synced = request.app[SETTINGS_CACHE].get(f"qr:{view.qr_key}") if view.qr_key else None
+    if synced is not None and not synced.enabled and view.status != "issued":  # an issued invoice stays viewable
+        return None, message(403, "二维码已停用", "该开票二维码已被商家停用，请联系商家。")
     return (link, view), None
 
 

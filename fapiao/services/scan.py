@@ -27,6 +27,7 @@ class ScanView:
     documents: dict | None = None
     error: str | None = None
     deliveries: tuple[tuple[str, str, str], ...] = ()  # (channel, target, status)
+    qr_key: str | None = None
 
 
 def scan_view(sessions: sessionmaker, link_id: str) -> ScanView | None:
@@ -44,13 +45,13 @@ def scan_view(sessions: sessionmaker, link_id: str) -> ScanView | None:
                 )
             ).all()
             return ScanView(order, key, "issued", Invoice.model_validate(inv.invoice), inv.documents,
-                            deliveries=tuple(tuple(d) for d in deliveries))
+                            deliveries=tuple(tuple(d) for d in deliveries), qr_key=row.qr_key)
         if inv is not None and inv.status == "failed":
-            return ScanView(order, key, "failed", error=inv.error)
+            return ScanView(order, key, "failed", error=inv.error, qr_key=row.qr_key)
         if row.status == "awaiting_issue":
-            return ScanView(order, key, "awaiting_issue")
+            return ScanView(order, key, "awaiting_issue", qr_key=row.qr_key)
         submitted = s.scalar(select(SubmissionRow.id).where(SubmissionRow.order_id == row.id))
-        return ScanView(order, key, "submitted" if submitted else "accepted")
+        return ScanView(order, key, "submitted" if submitted else "accepted", qr_key=row.qr_key)
 
 
 def submission_event(view: ScanView, form: Mapping[str, str]) -> BuyerSubmitted | dict[str, str]:
