@@ -1,8 +1,12 @@
 """In headless Chromium (Debian's, driven by Playwright): sign in, add an organisation, add and save a
 动态二维码设置, 同步至移动云, generate a static QR and view it."""
 
+import io
 import os
 import shutil
+
+import zxingcpp
+from PIL import Image
 
 import pytest
 from pydantic import SecretStr
@@ -84,6 +88,10 @@ def test_click_through_settings(gateway, tmp_path):
             link = page.locator("#static-link").inner_text()
             assert link.startswith(f"{base}/s/")
             page.wait_for_function("document.querySelector('#static-qr').naturalWidth > 0")
+            # The SVG as the browser draws it decodes back to the exact link.
+            shot = page.locator("#static-qr").screenshot()
+            [decoded] = zxingcpp.read_barcodes(Image.open(io.BytesIO(shot)))
+            assert decoded.text == link
             page.goto(f"{base}/admin/static")
             page.click("a.generated")  # 查看二维码 from the list
             expect(page.locator("#static-link")).to_have_text(link)

@@ -149,6 +149,19 @@ def test_settings_sync_and_scans(gateway):
     assert fetch(md5_link)[0] == 200
     assert fetch(f"{s.base_url}/?k=garbage")[0] == 400
 
+    assert api(s, "PATCH", "/admin/api/systems/POS", {"callback_url": "ftp://nope"})[0] == 422
+    bad = urllib.request.Request(f"{s.base_url}/admin/api/qr-settings", method="POST", data=b"{not json",
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(bad, timeout=10)
+    assert refused.value.code == 400 and "JSON" in json.loads(refused.value.read())["errors"]["body"]
+    assert api(s, "DELETE", "/admin/api/systems/POS")[1]["enabled"] is False  # disabling the business system...
+    api(s, "POST", "/admin/api/sync")
+    eventually(lambda: fetch(good)[0] == 403)  # ...stops its links
+    assert api(s, "PATCH", "/admin/api/systems/POS", {"enabled": "是"})[1]["enabled"] is True
+    api(s, "POST", "/admin/api/sync")
+    eventually(lambda: fetch(good)[0] == 200)
+
     assert api(s, "DELETE", f"/admin/api/qr-settings/{key}")[1]["enabled"] is False
     assert fetch(good)[0] == 200  # disabled but not synced: scans unchanged
     api(s, "POST", "/admin/api/sync")

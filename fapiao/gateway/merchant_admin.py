@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from aiohttp import web
 
@@ -19,7 +20,18 @@ def _sessions(request):
 
 async def _form(request: web.Request) -> dict:
     if request.content_type == "application/json":
-        return await request.json()
+        body = await request.text()
+        if not body.strip():
+            return {}
+        try:
+            doc = json.loads(body)
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=json.dumps({"errors": {"body": f"不是合法的 JSON：{exc}"}},
+                                                     ensure_ascii=False), content_type="application/json")
+        if not isinstance(doc, dict):
+            raise web.HTTPBadRequest(text=json.dumps({"errors": {"body": "应为 JSON 对象"}}, ensure_ascii=False),
+                                     content_type="application/json")
+        return doc
     data = await request.post()
     form = {k: v for k, v in data.items()}
     if "kinds" in data:
@@ -130,6 +142,15 @@ async def create_system(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/admin/systems")
 
 
+async def edit_system(request: web.Request) -> web.Response:
+    changes = {"enabled": "0"} if request.method == "DELETE" else await _form(request)
+    result = await asyncio.to_thread(svc.edit_business_system, _sessions(request), request.match_info["code"], changes)
+    if isinstance(result, dict):
+        return web.json_response({"errors": result}, status=404 if "code" in result else 422)
+    return web.json_response({"code": result.code, "name": result.name, "enabled": result.enabled,
+                              "query_url": result.query_url, "callback_url": result.callback_url})
+
+
 async def static_page(request: web.Request) -> web.Response:
     rows = await asyncio.to_thread(svc.list_orgs, _sessions(request))
     return render("admin_static.html", rows=rows, base_url=request.app[SETTINGS].base_url, shown=None)
@@ -173,6 +194,8 @@ def add_merchant_admin(app: web.Application) -> None:
         web.delete("/admin/api/qr-settings/{key}", disable_setting),
         web.post("/admin/api/orgs", create_org),
         web.post("/admin/api/systems", create_system),
+        web.patch("/admin/api/systems/{code}", edit_system),
+        web.delete("/admin/api/systems/{code}", edit_system),
         web.post("/admin/api/sync", sync),
         web.post("/admin/api/static/{org_code}", generate_static),
     ])

@@ -53,6 +53,24 @@ def create_business_system(sessions: sessionmaker, form: Mapping[str, Any]) -> B
         return row
 
 
+def edit_business_system(sessions: sessionmaker, code: str, changes: Mapping[str, Any]
+                         ) -> BusinessSystemRow | dict[str, str]:
+    with sessions() as s:
+        row = s.scalar(select(BusinessSystemRow).where(BusinessSystemRow.code == code))
+        if row is None:
+            return {"code": f"业务系统 {code} 不存在"}
+        current = {"code": row.code, "name": row.name, "enabled": row.enabled, "query_url": row.query_url or "",
+                   "callback_url": row.callback_url or ""}
+        values, errors = check_business_system({**current, **changes, "code": row.code})
+        if errors:
+            return errors
+        for field, value in values.items():
+            setattr(row, field, value)
+        row.updated_at = _now()
+        s.commit()
+        return row
+
+
 def _org_codes(s) -> set[str]:
     return set(s.scalars(select(OrgRow.org_code)))
 
