@@ -112,7 +112,7 @@ def test_valid_sample_normalises():
     assert isinstance(order, Order)
     assert order.bill_date == "2026-01-05"
     assert order.total_amount == Decimal("1230.00")
-    assert order.lines[1].amount == Decimal("100")  # given as a JSON number, kept exact
+    assert str(order.lines[1].amount) == "100.00"  # given as the JSON number 100: exact, with its two places
 
 
 def zero_rate_bill(flag):

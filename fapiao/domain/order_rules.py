@@ -12,7 +12,7 @@ from datetime import date
 from decimal import Decimal
 
 from fapiao.domain.merchant import PushContext
-from fapiao.domain.money import MAX_AMOUNT, has_at_most_two_places, parse_decimal, round2
+from fapiao.domain.money import CENT, MAX_AMOUNT, has_at_most_two_places, parse_decimal, round2
 from fapiao.domain.tax import (
     ALLOWED_RATES,
     INVOICE_TAX_TOLERANCE,
@@ -95,7 +95,7 @@ def _money(v: _Collector, text: str | None, field: str, *, code_missing: str, ms
     if value is None or not has_at_most_two_places(value) or abs(value) > MAX_AMOUNT:
         v.add("00613", field, f"金额格式错误：{text!r} 应为最多12位整数、2位小数的数字")
         return None
-    return value
+    return value.quantize(CENT)  # "100" and 100 become 100.00: money always carries its two places
 
 
 def _line_property(raw: str | None) -> str:
