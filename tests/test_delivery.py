@@ -116,3 +116,21 @@ def test_download_tokens():
         read_token(SECRET, token)
     with pytest.raises(LinkExpired):
         read_download_token(SECRET, make_download_token(SECRET, "1", datetime.now(timezone.utc) - timedelta(1)))
+
+
+def test_resend_rate_limits(sessions, tmp_path):
+    from fapiao.services.scan import request_resend, scan_view
+
+    link, ev = _accepted_and_submission(sessions, "D-7", "buyer@example.cn")
+    handle_submission(sessions, SandboxIssuer(sessions), DocumentStore(tmp_path), ev)
+    view = scan_view(sessions, link.link_id)
+    start = datetime.now(timezone.utc)
+    first = request_resend(sessions, view, now=start)
+    assert [o.event.reason for o in first] == ["resend"]
+    assert request_resend(sessions, view, now=start + timedelta(seconds=30)) == "操作太频繁，请一分钟后再试"
+    for i in range(1, 5):
+        assert isinstance(request_resend(sessions, view, now=start + timedelta(minutes=2 * i)), list)
+    assert "上限" in request_resend(sessions, view, now=start + timedelta(minutes=20))
+    assert isinstance(request_resend(sessions, view, now=start + timedelta(days=1, minutes=1)), list)
+    ids = {o.event.request_id for o in first}
+    assert not ids & {o.event.request_id for o in request_resend(sessions, view, now=start + timedelta(days=3))}

@@ -135,6 +135,19 @@ def test_order_to_delivered_invoice(system, smtp_server, http_stub):
         assert time.monotonic() < deadline, http_stub.json_bodies()
         time.sleep(0.2)
     worker_endpoints_report_health_and_metrics(s)
+
+    status, _ = http(link + "/resend", {})  # 重发
+    assert status == 303
+    status, page = http(link + "/resend", {})  # a second tap at once: refused, politely
+    assert status == 429 and "一分钟后再试" in page
+    deadline = time.monotonic() + 30
+    while len(smtp_server.messages) < 2:
+        assert time.monotonic() < deadline, "the re-sent e-mail did not arrive"
+        time.sleep(0.2)
+    resent = smtp_server.messages[1]
+    assert resent["Message-ID"] != smtp_server.messages[0]["Message-ID"] and inv["number"] in resent["Subject"]
+    time.sleep(1)
+    assert len(smtp_server.messages) == 2
     issued_cb = next(b for b in http_stub.json_bodies() if b["Event"] == "issued")
     assert issued_cb["InvoiceNo"] == inv["number"] and issued_cb["SaleNo"] == "E2E-0001"
     assert issued_cb["InvoiceAmount"] == "1230.00" and issued_cb["InvoiceTitle"] == "某某科技有限公司"

@@ -182,7 +182,8 @@ class DeliveryRow(Base):
     invoice_number: Mapped[str] = mapped_column(String(20), index=True)
     channel: Mapped[str] = mapped_column(String(10))
     target: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20))  # sending | sent | failed
+    status: Mapped[str] = mapped_column(String(20))  # queued | sending | sent | failed
+    reason: Mapped[str | None] = mapped_column(String(10))  # issued | resend
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(String(500))
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)

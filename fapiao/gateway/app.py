@@ -20,7 +20,13 @@ from fapiao.gateway.merchant_admin import add_merchant_admin
 from fapiao.gateway.settings_cache import SettingsCache
 from fapiao.gateway.rendering import message, render
 from fapiao.services.system_scan import DisabledQr, UnknownQr, resolve_static, resolve_system_link
-from fapiao.services.scan import invoice_document, mark_submitted, scan_view, submission_event
+from fapiao.services.scan import (
+    invoice_document,
+    mark_submitted,
+    request_resend,
+    scan_view,
+    submission_event,
+)
 
 log = logging.getLogger("fapiao.gateway")
 
@@ -47,8 +53,9 @@ async def scan_page(request: web.Request) -> web.Response:
     if error:
         return error
     link, view = found
+    notice = "已重新发送，请查收" if request.query.get("resent") else None
     return render("h5.html", view=view, token=request.match_info["token"], form={}, errors={},
-                  special=view.order.invoice_kind in SPECIAL_KINDS)
+                  special=view.order.invoice_kind in SPECIAL_KINDS, notice=notice)
 
 
 async def submit(request: web.Request) -> web.Response:
@@ -73,6 +80,22 @@ async def submit(request: web.Request) -> web.Response:
         return message(503, "提交失败", "系统繁忙，请稍后重新提交。您填写的信息未丢失，返回上一页即可重试。")
     await asyncio.to_thread(mark_submitted, request.app["sessions"], link.link_id, result)
     raise web.HTTPSeeOther(f"/q/{token}")
+
+
+async def resend(request: web.Request) -> web.Response:
+    found, error = await _view(request)
+    if error:
+        return error
+    _, view = found
+    token = request.match_info["token"]
+    result = await asyncio.to_thread(request_resend, request.app["sessions"], view)
+    if isinstance(result, str):
+        return render("h5.html", status=429, view=view, token=token, form={}, errors={}, special=False,
+                      notice=result)
+    topic = request.app[SETTINGS].topics["delivery.requested"]
+    for o in result:
+        await request.app[PRODUCER].send_and_wait(topic, key=o.key, value=o.event.model_dump_json().encode())
+    raise web.HTTPSeeOther(f"/q/{token}?resent=1")
 
 
 async def status(request: web.Request) -> web.Response:
@@ -189,6 +212,7 @@ def create_gateway(settings: Settings) -> web.Application:
         web.get("/q/{token}", scan_page),
         web.post("/q/{token}", submit),
         web.get("/q/{token}/status", status),
+        web.post("/q/{token}/resend", resend),
         web.get("/q/{token}/qr.{fmt}", qr_image),
         web.get("/", system_scan),
         web.get("/s/{static_id}", static_scan),

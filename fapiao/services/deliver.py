@@ -66,7 +66,7 @@ def deliver(sessions: sessionmaker, mailer: Mailer, sms: SmsSender | None, ev: D
         row = s.scalar(select(DeliveryRow).where(DeliveryRow.request_id == ev.request_id))
         if row is None:
             row = DeliveryRow(request_id=ev.request_id, invoice_number=ev.invoice_number, channel=ev.channel.value,
-                              target=ev.to, status="sending", attempts=0, updated_at=now)
+                              target=ev.to, status="sending", reason=ev.reason, attempts=0, updated_at=now)
             s.add(row)
             try:
                 s.commit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Mapping
 
@@ -86,3 +87,35 @@ def invoice_document(sessions: sessionmaker, invoice_number: str, fmt: str) -> P
         documents = s.scalar(select(InvoiceRow.documents).where(InvoiceRow.number == invoice_number))
     path = Path(documents[fmt]) if documents and fmt in documents else None
     return path if path and path.exists() else None
+
+
+RESEND_INTERVAL = timedelta(minutes=1)
+RESENDS_PER_DAY = 5
+
+
+def request_resend(sessions: sessionmaker, view: ScanView, now: datetime | None = None) -> list | str:
+    """重发: new delivery requests for an issued invoice, or why not (at most one a minute, five a day).
+
+    The requests are written to the delivery ledger at once (status ``queued``), so two quick taps cannot both
+    pass the limit; the delivery worker sends them when the events arrive."""
+    from fapiao.services.issue import delivery_requests
+
+    now = now or datetime.now(timezone.utc)
+    if view.invoice is None:
+        return "发票尚未开具，暂不能重发"
+    number = view.invoice.number
+    with sessions() as s:
+        recent = s.scalars(select(DeliveryRow.updated_at).where(
+            DeliveryRow.invoice_number == number, DeliveryRow.reason == "resend",
+            DeliveryRow.updated_at >= now - timedelta(days=1))).all()
+        if any(t >= now - RESEND_INTERVAL for t in recent):
+            return "操作太频繁，请一分钟后再试"
+        if len({t.replace(microsecond=0) for t in recent}) >= RESENDS_PER_DAY:
+            return "今日重发次数已达上限，请明天再试"
+        outcomes = delivery_requests(view.invoice, view.order_key, reason="resend", nonce=now.isoformat())
+        for o in outcomes:
+            ev = o.event
+            s.add(DeliveryRow(request_id=ev.request_id, invoice_number=number, channel=ev.channel.value,
+                              target=ev.to, status="queued", reason="resend", attempts=0, updated_at=now))
+        s.commit()
+    return outcomes
