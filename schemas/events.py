@@ -145,6 +145,9 @@ class BuyerSubmitted(Contract):
     submission_id: str = Field(description="Stable for identical submissions, so a double tap is one request.")
     buyer: Buyer
     invoice_kind: InvoiceKind
+    merchant_approved: bool = Field(
+        False, description="The merchant issued it from the admin (扫码提交抬头 orders wait for this)."
+    )
 
 
 class InvoiceLine(BaseModel):

@@ -198,3 +198,30 @@ def test_pushed_order_link_stops_when_its_setting_is_disabled(gateway, sessions)
     api(s, "POST", "/admin/api/sync")
     status, page, _ = eventually(lambda: (r := fetch(link))[0] == 403 and r)
     assert "已停用" in page.decode()
+
+
+@pytest.mark.kafka
+def test_merchant_issues_a_waiting_order(gateway, sessions, tmp_path):
+    from sqlalchemy import select
+
+    from fapiao.adapters.db import QrSettingRow
+    from fapiao.adapters.documents import DocumentStore
+    from fapiao.adapters.issuer import SandboxIssuer
+    from fapiao.services.issue import handle_submission
+    from fapiao.testing import TopicReader
+    from tests.test_services import _accepted_and_submission
+
+    s = gateway
+    link, ev = _accepted_and_submission(sessions, "PEND-1")
+    with sessions() as db:
+        db.scalar(select(QrSettingRow)).scan_type = "submit_title"
+        db.commit()
+    assert handle_submission(sessions, SandboxIssuer(sessions), DocumentStore(tmp_path), ev) == []
+    status, pending = api(s, "GET", "/admin/api/pending")
+    assert status == 200 and [p["bill_no"] for p in pending] == ["PEND-1"]
+    assert api(s, "POST", f"/admin/api/orders/{ev.order_key}/issue")[0] == 202
+    assert api(s, "POST", "/admin/api/orders/91440300MA5G9GK78Y:NOPE/issue")[0] == 409
+    reader = TopicReader(s, s.topics["buyer.submitted"])
+    record = reader.wait_for(lambda r: r.key == ev.order_key.encode(), timeout=30)
+    reader.close()
+    assert json.loads(record.value)["merchant_approved"] is True

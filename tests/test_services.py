@@ -127,3 +127,36 @@ def test_issue_refused_over_monthly_limit(sessions, tmp_path):
         s.commit()
     [out] = handle_submission(sessions, SandboxIssuer(sessions), DocumentStore(tmp_path), ev)
     assert out.stage == "invoices.failed" and out.event.code == "LIMIT_EXCEEDED" and not out.event.retryable
+
+
+def test_submit_title_waits_for_the_merchant(sessions, tmp_path):
+    from fapiao.adapters.db import QrSettingRow
+    from fapiao.services.issue import approval_event, pending_orders
+
+    link, ev = _accepted_and_submission(sessions, "WAIT-1")
+    with sessions() as s:
+        setting = s.scalar(select(QrSettingRow))
+        setting.scan_type, setting.default_issue = "submit_title", False
+        s.commit()
+    issuer, docs = SandboxIssuer(sessions), DocumentStore(tmp_path)
+    assert handle_submission(sessions, issuer, docs, ev) == []  # 待开票
+    assert scan_view(sessions, link.link_id).status == "awaiting_issue"
+    [(order, sub)] = pending_orders(sessions)
+    assert order.bill_no == "WAIT-1" and sub.buyer["title"] == "某某公司"
+    approved = approval_event(sessions, ev.order_key)
+    assert approved.merchant_approved and approved.buyer == ev.buyer
+    outs = handle_submission(sessions, issuer, docs, approved)
+    assert outs[0].stage == "invoices.issued" and pending_orders(sessions) == []
+    assert "不是待开票" in approval_event(sessions, ev.order_key)
+
+
+def test_submit_title_with_default_issue_issues_at_once(sessions, tmp_path):
+    from fapiao.adapters.db import QrSettingRow
+
+    link, ev = _accepted_and_submission(sessions, "WAIT-2")
+    with sessions() as s:
+        setting = s.scalar(select(QrSettingRow))
+        setting.scan_type, setting.default_issue = "submit_title", True
+        s.commit()
+    outs = handle_submission(sessions, SandboxIssuer(sessions), DocumentStore(tmp_path), ev)
+    assert outs[0].stage == "invoices.issued"

@@ -12,6 +12,7 @@ from fapiao.domain.order_rules import KIND_NAMES
 from fapiao.gateway import PRODUCER, SETTINGS
 from fapiao.gateway.rendering import render
 from fapiao.services import settings_admin as svc
+from fapiao.services.issue import approval_event, pending_orders
 
 
 def _sessions(request):
@@ -175,6 +176,27 @@ async def view_static(request: web.Request) -> web.Response:
                   status=200 if shown else 404)
 
 
+async def pending_page(request: web.Request) -> web.Response:
+    rows = await asyncio.to_thread(pending_orders, _sessions(request))
+    if _wants_json(request):
+        return web.json_response([{"order_key": f"{o.seller_tax_id}:{o.bill_no}", "bill_no": o.bill_no,
+                                   "total_amount": str(o.total_amount), "buyer": sub.buyer} for o, sub in rows])
+    return render("admin_pending.html", rows=rows, done=request.query.get("issued"))
+
+
+async def issue_pending(request: web.Request) -> web.Response:
+    """开票: the merchant issues an order that waits under 扫码提交抬头 (the invoice_issue worker does the work)."""
+    order_key = request.match_info["order_key"]
+    event = await asyncio.to_thread(approval_event, _sessions(request), order_key)
+    if isinstance(event, str):
+        return web.json_response({"errors": {"order_key": event}}, status=409)
+    await request.app[PRODUCER].send_and_wait(request.app[SETTINGS].topics["buyer.submitted"],
+                                              key=order_key.encode(), value=event.model_dump_json().encode())
+    if _wants_json(request):
+        return web.json_response({"order_key": order_key, "status": "issuing"}, status=202)
+    raise web.HTTPSeeOther(f"/admin/pending?issued={order_key}")
+
+
 def add_merchant_admin(app: web.Application) -> None:
     app.add_routes([
         web.get("/admin/settings", settings_page),
@@ -198,4 +220,8 @@ def add_merchant_admin(app: web.Application) -> None:
         web.delete("/admin/api/systems/{code}", edit_system),
         web.post("/admin/api/sync", sync),
         web.post("/admin/api/static/{org_code}", generate_static),
+        web.get("/admin/pending", pending_page),
+        web.post("/admin/pending/{order_key}/issue", issue_pending),
+        web.get("/admin/api/pending", pending_page),
+        web.post("/admin/api/orders/{order_key}/issue", issue_pending),
     ])

@@ -131,7 +131,8 @@ def handle_submission(
             return _failed(ev.order_key, "ORDER_NOT_FOUND", "订单不存在", retryable=False)
         _record_submission(s, order_row, ev)
         setting = find_setting(s, key=order_row.qr_key, seller_tax_id=order_row.seller_tax_id, system_code=None)
-        if setting is not None and setting.scan_type == ScanType.submit_title and not setting.default_issue:
+        waits = setting is not None and setting.scan_type == ScanType.submit_title and not setting.default_issue
+        if waits and not ev.merchant_approved:
             order_row.status = "awaiting_issue"  # 待开票: the merchant issues later
             s.commit()
             return []
@@ -165,3 +166,25 @@ def issue_order(s: Session, issuer: Issuer, documents: DocumentStore, order_row:
     order_row.status = "issued"
     s.commit()
     return _issued(row, order_key)
+
+
+def pending_orders(sessions: sessionmaker) -> list[tuple[OrderRow, SubmissionRow]]:
+    """待开票: orders whose buyer submitted a title under 扫码提交抬头, waiting for the merchant."""
+    with sessions() as s:
+        rows = s.execute(select(OrderRow, SubmissionRow).join(SubmissionRow, SubmissionRow.order_id == OrderRow.id)
+                         .where(OrderRow.status == "awaiting_issue").order_by(OrderRow.id)).all()
+        return [tuple(r) for r in rows]
+
+
+def approval_event(sessions: sessionmaker, order_key: str) -> BuyerSubmitted | str:
+    """The merchant issues a waiting order: the buyer's stored submission, approved."""
+    with sessions() as s:
+        order = _order_row(s, order_key)
+        if order is None:
+            return "订单不存在"
+        if order.status != "awaiting_issue":
+            return f"订单状态为 {order.status}，不是待开票"
+        sub = s.scalar(select(SubmissionRow).where(SubmissionRow.order_id == order.id))
+        return BuyerSubmitted(event_id=stable_id("approved", order_key, sub.submission_id), order_key=order_key,
+                              submission_id=sub.submission_id, buyer=Buyer.model_validate(sub.buyer),
+                              invoice_kind=sub.invoice_kind, merchant_approved=True)
