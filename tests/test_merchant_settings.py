@@ -214,7 +214,8 @@ def test_merchant_issues_a_waiting_order(gateway, sessions, tmp_path):
     s = gateway
     link, ev = _accepted_and_submission(sessions, "PEND-1")
     with sessions() as db:
-        db.scalar(select(QrSettingRow)).scan_type = "submit_title"
+        setting = db.scalar(select(QrSettingRow))
+        setting.scan_type, setting.default_issue = "submit_title", False
         db.commit()
     assert handle_submission(sessions, SandboxIssuer(sessions), DocumentStore(tmp_path), ev) == []
     status, pending = api(s, "GET", "/admin/api/pending")
