@@ -111,10 +111,15 @@ def test_sandbox_numbers_in_sequence_per_seller(sessions, tmp_path):
     from datetime import datetime, timezone
 
     now = datetime(2026, 11, 22, tzinfo=timezone.utc)
-    a = [issuer.issue(f"k{i}", "91440300MA5G9GK78Y", now)[0] for i in range(3)]
+    from tests.test_pdf import invoice
+
+    def draft(seller):
+        return invoice().model_copy(update={"seller_tax_id": seller, "issued_at": now})
+
+    a = [issuer.issue(f"k{i}", draft("91440300MA5G9GK78Y"))[0] for i in range(3)]
     assert [int(n[-11:]) for n in a] == [1, 2, 3] and all(len(n) == 20 and n.startswith("26") for n in a)
-    assert issuer.issue("k1", "91440300MA5G9GK78Y", now)[0] == a[1]
-    b = issuer.issue("other", "91440300358768292H", now)[0]
+    assert issuer.issue("k1", draft("91440300MA5G9GK78Y"))[0] == a[1]
+    b = issuer.issue("other", draft("91440300358768292H"))[0]
     assert b not in a and int(b[-11:]) == 1
 
 

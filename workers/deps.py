@@ -6,7 +6,7 @@ from functools import cached_property
 
 from fapiao.adapters.db import make_engine, make_session_factory
 from fapiao.adapters.documents import DocumentStore
-from fapiao.adapters.issuer import SandboxIssuer
+from fapiao.adapters.issuer import HttpIssuer, SandboxIssuer
 from fapiao.adapters.mail import HttpSmsGateway, SmtpMailer
 from fapiao.config import Settings
 from fapiao.services.deliver import DeliveryConfig
@@ -27,7 +27,11 @@ class Deps:
         return LinkMinter(self.settings.link_secret.get_secret_value().encode(), self.settings.base_url)
 
     @cached_property
-    def issuer(self) -> SandboxIssuer:
+    def issuer(self) -> SandboxIssuer | HttpIssuer:
+        s = self.settings
+        if s.issuer == "http":
+            return HttpIssuer(s.issuer_url, s.issuer_token.get_secret_value() if s.issuer_token else None,
+                              s.issuer_timeout)
         return SandboxIssuer(self.sessions)
 
     @cached_property

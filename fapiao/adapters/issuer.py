@@ -3,8 +3,9 @@ plugs in an HTTP adapter to its issuing platform. Both are idempotent by the key
 
 from __future__ import annotations
 
+import json
 import zlib
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Protocol
 
 from sqlalchemy import select
@@ -12,13 +13,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from fapiao.adapters.db import SandboxIssueRow, SandboxSequenceRow
+from fapiao.adapters.http_client import PermanentHttpError, post_json
 from fapiao.domain.invoice import IssueRefused, invoice_number
 from fapiao.services import Transient
+from schemas.events import Invoice
 
 
 class Issuer(Protocol):
-    def issue(self, idempotency_key: str, seller_tax_id: str, issued_at: datetime) -> tuple[str, datetime]:
-        """The invoice number and issue time for this key; the same key always gets the same answer."""
+    def issue(self, idempotency_key: str, draft: Invoice) -> tuple[str, datetime]:
+        """The invoice number and issue time for this key; the same key always gets the same answer.
+        Raises Transient (try again) or IssueRefused (permanent)."""
 
 
 class SandboxIssuer:
@@ -36,7 +40,8 @@ class SandboxIssuer:
     def fail_next(self, kind: str, times: int = 1) -> None:
         self._failures.extend([kind] * times)
 
-    def issue(self, idempotency_key: str, seller_tax_id: str, issued_at: datetime) -> tuple[str, datetime]:
+    def issue(self, idempotency_key: str, draft: Invoice) -> tuple[str, datetime]:
+        seller_tax_id, issued_at = draft.seller_tax_id, draft.issued_at
         if self._failures:
             kind = self._failures.pop(0)
             if kind == "transient":
@@ -67,6 +72,34 @@ class SandboxIssuer:
                 except IntegrityError:
                     s.rollback()  # a racing call took this key or sequence value: read again
         raise Transient("sandbox issuer: could not allocate a number")
+
+
+class HttpIssuer:
+    """An external issuing platform over HTTP: POST {url}/invoices with the draft invoice and the idempotency key
+    (sent as the `Idempotency-Key` header too); it answers {"number": 20 digits, "issued_at": ISO time}.
+    Connection trouble, timeouts, 408/429/5xx are transient; other 4xx refuse the invoice (the reason is kept)."""
+
+    def __init__(self, url: str, token: str | None, timeout: float):
+        self.url, self.token, self.timeout = url.rstrip("/"), token, timeout
+
+    def issue(self, idempotency_key: str, draft: Invoice) -> tuple[str, datetime]:
+        body = json.dumps({"idempotency_key": idempotency_key, "invoice": draft.model_dump(mode="json")},
+                          ensure_ascii=False).encode()
+        headers = {"Idempotency-Key": idempotency_key}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        try:
+            _, text = post_json(f"{self.url}/invoices", body, headers, self.timeout)
+        except PermanentHttpError as exc:
+            raise IssueRefused("ISSUER_REFUSED", f"开票平台拒绝：{exc}") from exc
+        try:
+            doc = json.loads(text)
+            number, issued_at = str(doc["number"]), datetime.fromisoformat(doc["issued_at"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise Transient(f"issuer answered something unreadable: {text[:200]}") from exc
+        if not (len(number) == 20 and number.isdigit()):
+            raise IssueRefused("ISSUER_BAD_NUMBER", f"开票平台返回的发票号码不是20位数字：{number}")
+        return number, issued_at if issued_at.tzinfo else issued_at.replace(tzinfo=timezone.utc)
 
 
 def _seller_prefix(seller_tax_id: str) -> str:

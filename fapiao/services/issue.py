@@ -152,7 +152,7 @@ def issue_order(s: Session, issuer: Issuer, documents: DocumentStore, order_row:
         setting = find_setting(s, key=order_row.qr_key, seller_tax_id=order_row.seller_tax_id, system_code=None)
         limit = setting.org.monthly_limit if setting else None
         check_monthly_limit(limit, _issued_this_month(s, order_row.seller_tax_id, now), draft.total_with_tax)
-        number, issued_at = issuer.issue(order_key, order_row.seller_tax_id, now)
+        number, issued_at = issuer.issue(order_key, draft)
     except IssueRefused as exc:
         row.status, row.error = "failed", exc.reason
         order_row.status = "failed"
