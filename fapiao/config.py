@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     retry_attempts: int = Field(4, ge=1, le=20, description="Tries for a transient error before dead-lettering.")
     retry_max_wait: float = Field(2.0, gt=0, description="Longest backoff between tries, in seconds.")
 
+    order_query_timeout: float = Field(5.0, gt=0, description="Seconds per call to a merchant's order-query interface.")
     callback_timeout: float = Field(5.0, gt=0, description="Seconds per merchant callback request.")
     callback_retry_interval: float = Field(
         30.0, gt=0, description="How often the callbacks worker retries failed callbacks that are due."

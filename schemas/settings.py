@@ -40,3 +40,4 @@ class SettingsRecord(BaseModel):
     link_mode: str | None = Field(None, description="hmac or kingdee_md5.")
     business_system_code: str | None = None
     system_secret: str = Field("", description="The business system's HMAC secret (internal topic).")
+    query_url: str | None = Field(None, description="The business system's order-query interface (mode 2).")

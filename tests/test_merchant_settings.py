@@ -226,3 +226,74 @@ def test_merchant_issues_a_waiting_order(gateway, sessions, tmp_path):
     record = reader.wait_for(lambda r: r.key == ev.order_key.encode(), timeout=30)
     reader.close()
     assert json.loads(record.value)["merchant_approved"] is True
+
+
+BILL = {"billNo": "SO-1", "includeTaxFlag": "1", "totalAmount": "88.50", "billDetail": [
+    {"goodsName": "*餐饮服务*餐费", "revenueCode": "3070401000000000000", "amount": "88.50", "taxRate": "0.06"}]}
+
+
+def post_form(url, fields):
+    import urllib.parse
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **k):
+            return None
+
+    req = urllib.request.Request(url, data=urllib.parse.urlencode(fields).encode())
+    try:
+        with urllib.request.build_opener(NoRedirect).open(req, timeout=15) as r:
+            return r.status, r.read().decode(), r.headers
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(), e.headers
+
+
+@pytest.mark.kafka
+def test_business_system_link_and_static_qr_fetch_the_order(gateway, http_stub):
+    import hashlib
+    import hmac
+    import urllib.parse
+
+    s = gateway
+    api(s, "POST", "/admin/api/orgs", ORG)
+    _, system = api(s, "POST", "/admin/api/systems", {"code": "POS", "name": "收银",
+                                                       "query_url": http_stub.url + "/orders"})
+    _, setting = api(s, "POST", "/admin/api/qr-settings", {"org_code": "SZ01", "kinds": ["10xdp", "08xdp"],
+                                                           "validity_days": "30", "business_system_code": "POS"})
+    static_link = api(s, "POST", "/admin/api/static/SZ01")[1]["link"]
+    api(s, "POST", "/admin/api/sync")
+    now = int(datetime.now(timezone.utc).timestamp())
+    link = build_link(s.base_url, setting["key"], "SO-1", "88.50", now, secret=system["secret"])
+    status, page, _ = eventually(lambda: (r := fetch(link))[0] == 200 and r)
+    assert "数电票（增值税专用发票）" in page.decode() and "SO-1" in page.decode()
+
+    http_stub.routes["/orders"] = (200, {"errorCode": "0", "data": BILL})
+    http_stub.script = [(503, {}), (502, {})]  # the merchant is slow to come up: retried
+    status, _, headers = post_form(link, {"invoice_kind": "10xdp"})
+    assert status == 303 and "/q/" in headers["Location"]
+    order_page = fetch(headers["Location"])[1].decode()
+    assert "SO-1" in order_page and "*餐饮服务*餐费" in order_page and "数电票（普通发票）" in order_page
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(http_stub.requests[-1]["path"]).query)
+    expected = hmac.new(system["secret"].encode(), f"SO-1,{query['timestamp'][0]}".encode(), hashlib.sha256)
+    assert query["billNo"] == ["SO-1"] and query["sign"] == [expected.hexdigest()]
+    asked = len(http_stub.requests)
+    assert post_form(link, {"invoice_kind": "10xdp"})[2]["Location"] == headers["Location"]  # stored once
+    assert len(http_stub.requests) == asked  # known now: the merchant is not asked again
+
+    wrong = build_link(s.base_url, setting["key"], "SO-2", "80.00", now, secret=system["secret"])
+    http_stub.routes["/orders"] = (200, {"errorCode": "0", "data": {**BILL, "billNo": "SO-2"}})
+    status, page, _ = post_form(wrong, {"invoice_kind": "10xdp"})
+    assert status == 422 and "不一致" in page
+    http_stub.routes["/orders"] = (200, {"errorCode": "1", "message": "no such order"})
+    missing = build_link(s.base_url, setting["key"], "SO-3", "10.00", now, secret=system["secret"])
+    status, page, _ = post_form(missing, {"invoice_kind": "10xdp"})
+    assert status == 422 and "没有该订单" in page
+    status, page, _ = post_form(link, {"invoice_kind": "026"})
+    assert status == 422 and "发票种类" in page
+
+    eventually(lambda: fetch(static_link)[0] == 200)
+    status, _, headers2 = post_form(static_link, {"bill_no": "SO-1", "amount": "88.50", "invoice_kind": "10xdp"})
+    assert status == 303 and headers2["Location"] == headers["Location"]  # the same order, found
+    status, page, _ = post_form(static_link, {"bill_no": "SO-1", "amount": "88.00", "invoice_kind": "10xdp"})
+    assert status == 422 and "不一致" in page
+    status, page, _ = post_form(static_link, {"bill_no": "SO-1", "amount": "八十八", "invoice_kind": "10xdp"})
+    assert status == 422 and "金额" in page

@@ -3,6 +3,7 @@ transient (connection trouble, timeouts, 408/429/5xx: worth retrying) and perman
 
 from __future__ import annotations
 
+import json
 import urllib.error
 import urllib.request
 
@@ -31,3 +32,18 @@ def post_json(url: str, body: bytes, headers: dict[str, str], timeout: float) ->
         raise PermanentHttpError(exc.code, text) from exc
     except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
         raise Transient(f"{url} unreachable: {exc}") from exc
+
+
+def get_json(url: str, timeout: float) -> dict:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        text = exc.read(2048).decode("utf-8", "replace")
+        if exc.code >= 500 or exc.code in RETRYABLE:
+            raise Transient(f"HTTP {exc.code} from {url}: {text[:200]}") from exc
+        raise PermanentHttpError(exc.code, text) from exc
+    except (urllib.error.URLError, TimeoutError, ConnectionError, OSError) as exc:
+        raise Transient(f"{url} unreachable: {exc}") from exc
+    except ValueError as exc:
+        raise PermanentHttpError(200, f"not JSON: {exc}") from exc

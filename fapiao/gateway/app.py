@@ -10,6 +10,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from fapiao.adapters.db import make_engine, make_session_factory
+from fapiao.adapters.order_query import query_order
 from fapiao.adapters.qr import qr_png, qr_svg
 from fapiao.config import Settings
 from fapiao.domain.buyer import SPECIAL_KINDS
@@ -18,8 +19,17 @@ from fapiao.gateway import PRODUCER, SETTINGS, SETTINGS_CACHE
 from fapiao.gateway.admin import add_admin
 from fapiao.gateway.merchant_admin import add_merchant_admin
 from fapiao.gateway.settings_cache import SettingsCache
+from fapiao.domain.money import has_at_most_two_places, parse_decimal
 from fapiao.gateway.rendering import message, render
-from fapiao.services.system_scan import DisabledQr, UnknownQr, resolve_static, resolve_system_link
+from fapiao.services.ingest import LinkMinter
+from fapiao.services.system_scan import (
+    DisabledQr,
+    UnknownQr,
+    obtain_order,
+    resolve_static,
+    resolve_system_link,
+    static_settings,
+)
 from fapiao.services.scan import (
     invoice_document,
     mark_submitted,
@@ -122,33 +132,78 @@ async def qr_image(request: web.Request) -> web.Response:
     return qr_response(url, request.match_info["fmt"])
 
 
-async def system_scan(request: web.Request) -> web.Response:
-    """`/?k=key,ddh,je,timestamps,sig,$`: a link assembled by the merchant's business system (FACTS §1.1)."""
+def _resolve_system(request: web.Request):
+    """The business-system link of this request, or the page that says why it cannot be used."""
     k = request.query.get("k")
     if not k:
-        return message(200, "扫码开票", "请使用商家提供的开票二维码。")
-    cache = request.app[SETTINGS_CACHE]
+        return None, message(200, "扫码开票", "请使用商家提供的开票二维码。")
     try:
-        scan = resolve_system_link(k, cache.get)
+        return resolve_system_link(k, request.app[SETTINGS_CACHE].get), None
     except UnknownQr:
-        return message(404, "二维码无效", "未找到该二维码对应的商家设置，请联系商家。")
+        return None, message(404, "二维码无效", "未找到该二维码对应的商家设置，请联系商家。")
     except DisabledQr:
-        return message(403, "二维码已停用", "该开票二维码已被商家停用，请联系商家。")
+        return None, message(403, "二维码已停用", "该开票二维码已被商家停用，请联系商家。")
     except LinkInvalid:
-        return message(400, "二维码无效", "该开票二维码无法识别或已被篡改，请向商家索取新的二维码。")
+        return None, message(400, "二维码无效", "该开票二维码无法识别或已被篡改，请向商家索取新的二维码。")
     except LinkExpired as exc:
-        return message(410, "二维码已过期", f"该开票二维码已于 {exc.expired_at:%Y-%m-%d %H:%M} 过期，请联系商家。")
-    return render("scan_info.html", setting=scan.setting, link=scan.link,
-                  notice="该订单的开票信息需由商家订单查询接口提供，此功能尚未开放，请联系商家。")
+        return None, message(410, "二维码已过期", f"该开票二维码已于 {exc.expired_at:%Y-%m-%d %H:%M} 过期，请联系商家。")
+
+
+def _minter(request: web.Request) -> LinkMinter:
+    s = request.app[SETTINGS]
+    return LinkMinter(s.link_secret.get_secret_value().encode(), s.base_url)
+
+
+def _query(request: web.Request):
+    timeout = request.app[SETTINGS].order_query_timeout
+    return lambda url, secret, bill_no: query_order(url, secret, bill_no, timeout=timeout)
+
+
+async def system_scan(request: web.Request) -> web.Response:
+    """`/?k=key,ddh,je,timestamps,sig,$`: a link assembled by the merchant's business system (FACTS §1.1). The
+    buyer picks one of the merchant's kinds; fapiao fetches the order from the merchant and continues on the
+    order's own page."""
+    scan, error = _resolve_system(request)
+    if error:
+        return error
+    form, status, problem = {}, 200, None
+    if request.method == "POST":
+        form = dict(await request.post())
+        obtained = await asyncio.to_thread(obtain_order, request.app["sessions"], _minter(request), scan.setting,
+                                           scan.link.bill_no, scan.link.amount, form.get("invoice_kind", ""),
+                                           _query(request))
+        if obtained.link:
+            raise web.HTTPSeeOther(obtained.link)
+        status, problem = 422, obtained.error
+    return render("scan_entry.html", status=status, setting=scan.setting, link=scan.link, form=form,
+                  problem=problem, action=request.path_qs)
 
 
 async def static_scan(request: web.Request) -> web.Response:
+    """`/s/<id>`: an organisation's static QR. The buyer types the receipt's order number and amount."""
+    cache = request.app[SETTINGS_CACHE]
     try:
-        setting = resolve_static(request.match_info["static_id"], request.app[SETTINGS_CACHE].get)
+        static = resolve_static(request.match_info["static_id"], cache.get)
     except UnknownQr:
         return message(404, "二维码无效", "该静态二维码不存在或已被商家重新生成，请扫描最新的二维码。")
-    return render("scan_info.html", setting=setting, link=None,
-                  notice="请按小票填写订单号和金额开票：此功能尚未开放，请联系商家。")
+    setting = static_settings(static, list(cache.items.values()))
+    form, status, problem = {}, 200, None
+    if request.method == "POST":
+        form = dict(await request.post())
+        bill_no = str(form.get("bill_no", "")).strip()
+        amount = parse_decimal(str(form.get("amount", "")))
+        if not bill_no or len(bill_no) > 40:
+            status, problem = 422, "请填写小票上的订单号（不超过40位）"
+        elif amount is None or amount <= 0 or not has_at_most_two_places(amount):
+            status, problem = 422, "请填写小票上的金额，例如 88.50"
+        else:
+            obtained = await asyncio.to_thread(obtain_order, request.app["sessions"], _minter(request), setting,
+                                               bill_no, amount, form.get("invoice_kind", ""), _query(request))
+            if obtained.link:
+                raise web.HTTPSeeOther(obtained.link)
+            status, problem = 422, obtained.error
+    return render("scan_entry.html", status=status, setting=setting, link=None, form=form, problem=problem,
+                  action=request.path_qs, static=static)
 
 
 async def static_qr_image(request: web.Request) -> web.Response:
@@ -215,7 +270,9 @@ def create_gateway(settings: Settings) -> web.Application:
         web.post("/q/{token}/resend", resend),
         web.get("/q/{token}/qr.{fmt}", qr_image),
         web.get("/", system_scan),
+        web.post("/", system_scan),
         web.get("/s/{static_id}", static_scan),
+        web.post("/s/{static_id}", static_scan),
         web.get("/s/{static_id}/qr.{fmt}", static_qr_image),
         web.get("/q/{token}/invoice.{fmt}", document),
         web.get("/d/{token}", download),

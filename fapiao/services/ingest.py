@@ -100,7 +100,7 @@ def _store_once(s: Session, order: Order, digest: str, qr_key: str | None, days:
     return existing
 
 
-def _store_all(s: Session, wanted: dict[tuple[str, str], tuple], now: datetime) -> dict[tuple[str, str], OrderRow]:
+def store_orders(s: Session, wanted: dict[tuple[str, str], tuple], now: datetime) -> dict[tuple[str, str], OrderRow]:
     """Store every order not stored yet in one transaction; on a race with another worker, order by order."""
     found: dict[tuple[str, str], OrderRow] = {}
     bill_nos = sorted({bill_no for _, bill_no in wanted})
@@ -155,7 +155,7 @@ def ingest_pushes(
                     wanted.setdefault((result.seller_tax_id, result.bill_no), (result, digest, ctx.setting.key, days))
                 items.append((index, bill, result, digest, ctx))
             plan.append(items)
-        rows = _store_all(s, wanted, now) if wanted else {}
+        rows = store_orders(s, wanted, now) if wanted else {}
         out = []
         for push, items in zip(pushes, plan):
             outcomes: list[Outcome] = []

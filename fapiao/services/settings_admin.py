@@ -157,7 +157,8 @@ def sync_records(sessions: sessionmaker) -> list[tuple[bytes, bytes | None]]:
                    "scan_type": q.scan_type, "default_issue": q.default_issue, "validity_days": q.validity_days,
                    "enabled": q.enabled and (system is None or system.enabled), "link_mode": q.link_mode,
                    "business_system_code": q.business_system_code,
-                   "system_secret": system.secret if system else ""}
+                   "system_secret": system.secret if system else "",
+                   "query_url": system.query_url if system else None}
             records.append((f"qr:{q.key}".encode(), json.dumps(doc, ensure_ascii=False).encode()))
         for st in s.scalars(select(StaticQrRow)):
             doc = {"type": "static", "static_id": st.static_id, "org": _org_doc(orgs[st.org_code])}

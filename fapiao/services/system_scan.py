@@ -4,8 +4,21 @@ an organisation's static QR. Resolved against the synced settings only."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
+from decimal import Decimal
 from typing import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import sessionmaker
+
+from fapiao.adapters.db import OrderRow
+from fapiao.adapters.http_client import PermanentHttpError
+from fapiao.adapters.order_query import OrderNotFound
+from fapiao.domain.merchant import BusinessSystemView, OrgView, PushContext, QrSettingView
+from fapiao.domain.order_rules import check_bill
+from fapiao.services import Transient
+from fapiao.services.ingest import LinkMinter, content_hash, store_orders
+from schemas.bill_push import Bill
 
 from fapiao.domain.system_links import SystemLink, parse_link, verify
 from schemas.settings import SettingsRecord
@@ -45,3 +58,65 @@ def resolve_static(static_id: str, lookup: Lookup) -> SettingsRecord:
     if setting is None:
         raise UnknownQr(static_id)
     return setting
+
+
+@dataclass(frozen=True)
+class Obtained:
+    """Where the buyer goes next (the order's own link), or why not."""
+
+    link: str | None = None
+    error: str | None = None
+
+
+def obtain_order(sessions: sessionmaker, minter: LinkMinter, setting: SettingsRecord, bill_no: str, amount: Decimal,
+                 kind: str, query: Callable[[str, str, str], dict], now: datetime | None = None) -> Obtained:
+    """Mode 2: the order behind a business-system link or a static QR, stored once like a pushed order. Known
+    already: check the amount. Otherwise ask the merchant's order-query interface, check the lines with the same
+    rules as order_ingest, and require the total to equal the scanned amount."""
+    now = now or datetime.now(timezone.utc)
+    seller = setting.org.tax_id
+    if kind not in setting.kinds:
+        return Obtained(error="请选择商家支持的发票种类")
+    with sessions() as s:
+        row = s.scalar(select(OrderRow).where(OrderRow.seller_tax_id == seller, OrderRow.bill_no == bill_no))
+        if row is not None:
+            if row.total_amount != amount:
+                return Obtained(error=f"订单金额（¥{row.total_amount}）与填写的金额（¥{amount}）不一致")
+            return Obtained(link=minter.url(row.link_id, row.link_expires_at))
+        if not setting.query_url:
+            return Obtained(error="未找到该订单，且商家未配置订单查询接口，请联系商家")
+        try:
+            doc = query(setting.query_url, setting.system_secret, bill_no)
+        except OrderNotFound:
+            return Obtained(error="商家系统中没有该订单，请核对订单号")
+        except Transient:
+            return Obtained(error="商家订单系统暂时无法访问，请稍后再试")
+        except PermanentHttpError as exc:
+            return Obtained(error=f"商家订单系统拒绝了查询（HTTP {exc.status}），请联系商家")
+        bill = Bill.model_validate({**doc, "billNo": bill_no, "sellerName": setting.org.seller_name,
+                                    "sellerTaxpayerId": seller, "invoiceType": kind,
+                                    "businessSystemCode": setting.business_system_code or "QR",
+                                    "billDate": doc.get("billDate") or now.date().isoformat()})
+        org = OrgView(setting.org.org_code, setting.org.seller_name, seller, setting.org.address_tel,
+                      setting.org.bank_account)
+        ctx = PushContext(system=BusinessSystemView(bill.businessSystemCode, "", True),
+                          setting=QrSettingView(key=setting.key or "", org=org, kinds=frozenset(setting.kinds),
+                                                validity_days=setting.validity_days or 1),
+                          known_org_tax_ids=frozenset({seller}))
+        result = check_bill(bill, ctx)
+        if isinstance(result, list):
+            return Obtained(error="商家返回的订单不能开票：" + "；".join(f"{v.code} {v.message}" for v in result))
+        if result.total_amount != amount:
+            return Obtained(error=f"订单金额（¥{result.total_amount}）与二维码金额（¥{amount}）不一致，请联系商家")
+        wanted = {(seller, bill_no): (result, content_hash(result), setting.key, setting.validity_days or 1)}
+        row = store_orders(s, wanted, now)[(seller, bill_no)]
+        return Obtained(link=minter.url(row.link_id, row.link_expires_at))
+
+
+def static_settings(static: SettingsRecord, records: list[SettingsRecord]) -> SettingsRecord:
+    """What a static QR offers: its organisation, with the kinds and order-query interface of that organisation's
+    first enabled 动态二维码设置 (a static QR has no settings of its own)."""
+    for r in records:
+        if r.type == "qr" and r.enabled and r.org.org_code == static.org.org_code:
+            return r
+    return static.model_copy(update={"kinds": ["10xdp"], "validity_days": 30})
