@@ -133,10 +133,39 @@ def input_timestamps(settings: Settings, topic: str, keys: set[bytes]) -> dict[b
     return got
 
 
+def orders(prefix: str, n: int) -> list[tuple[bytes, bytes]]:
+    return [order_payload(f"{prefix}-{i:06d}") for i in range(n)]
+
+
+def submissions(settings: Settings):
+    """Payloads for (d): orders stored first (in-process, as order_ingest would), then the buyers' submissions."""
+    from fapiao.services.ingest import LinkMinter, ingest_pushes
+    from schemas.bill_push import parse_push
+
+    sessions = make_session_factory(make_engine(settings.db_url))
+    minter = LinkMinter(settings.link_secret.get_secret_value().encode(), settings.base_url)
+
+    def make(prefix: str, n: int) -> list[tuple[bytes, bytes]]:
+        raw = orders(prefix, n)
+        for i in range(0, n, 500):
+            ingest_pushes(sessions, [parse_push(v) for _, v in raw[i:i + 500]], minter)
+        return [(k, buyer_event(k).model_dump_json().encode()) for k, _ in raw]
+
+    return make
+
+
+def buyer_event(key: bytes) -> BuyerSubmitted:
+    return BuyerSubmitted(
+        event_id=str(uuid.uuid4()), order_key=key.decode(), submission_id=str(uuid.uuid4()),
+        buyer=Buyer(buyer_type=BuyerType.enterprise, title="某某科技有限公司", tax_id="91440300358768292H",
+                    email="buyer@example.cn"),
+        invoice_kind=InvoiceKind.digital_normal)
+
+
 def stage(name: str, settings: Settings, n: int, rate_n: int, start_proc, in_topic: str, out_topic: str,
-          tmp: Path, buyer: bool = False) -> dict:
+          tmp: Path, buyer: bool = False, payloads=orders, paced_rate: float | None = None) -> dict:
     run = uuid.uuid4().hex[:6]
-    drain = [order_payload(f"B{name[0]}{run}-{i:06d}") for i in range(n)]
+    drain = payloads(f"B{name[0]}{run}", n)
     produce(settings, in_topic, drain)
     reader = TopicReader(settings, out_topic)
     proc, pid = start_proc()
@@ -149,12 +178,8 @@ def stage(name: str, settings: Settings, n: int, rate_n: int, start_proc, in_top
 
         def pump():
             for r in acc_reader.poll():
-                ev = BuyerSubmitted(
-                    event_id=str(uuid.uuid4()), order_key=r.key.decode(), submission_id=str(uuid.uuid4()),
-                    buyer=Buyer(buyer_type=BuyerType.enterprise, title="某某科技有限公司",
-                                tax_id="91440300358768292H", email="buyer@example.cn"),
-                    invoice_kind=InvoiceKind.digital_normal)
-                buyer_producer.send(settings.topics["buyer.submitted"], key=r.key, value=ev.model_dump_json().encode())
+                buyer_producer.send(settings.topics["buyer.submitted"], key=r.key,
+                                    value=buyer_event(r.key).model_dump_json().encode())
             buyer_producer.flush()
 
         def tick():
@@ -164,8 +189,8 @@ def stage(name: str, settings: Settings, n: int, rate_n: int, start_proc, in_top
         keys = {k for k, _ in drain}
         outs = collect(reader, keys, timeout=600, tick=tick)
         rate = drain_rate(list(outs.values()))
-        paced_rate = max(1.0, rate / 2)
-        paced = [order_payload(f"L{name[0]}{run}-{i:06d}") for i in range(rate_n)]
+        paced_rate = paced_rate or max(1.0, rate / 2)
+        paced = payloads(f"L{name[0]}{run}", rate_n)
         produce_started = time.perf_counter()
         t = threading.Thread(target=produce, args=(settings, in_topic, paced, paced_rate))
         t.start()
@@ -202,6 +227,7 @@ def main() -> None:
     ap.add_argument("--orders", type=int, default=3000, help="orders drained for (a) and (b)")
     ap.add_argument("--pipeline-orders", type=int, default=600, help="orders drained for (c)")
     ap.add_argument("--paced", type=int, default=600, help="orders sent at half rate for latency")
+    ap.add_argument("--issue-rate", type=float, default=100.0, help="submissions/s for (d)'s latency (issue 5: 100)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md")
     args = ap.parse_args()
 
@@ -247,6 +273,10 @@ def main() -> None:
                              f"{settings.topic_prefix}.bench.in", f"{settings.topic_prefix}.bench.out", tmp))
         results.append(stage("b order_ingest", settings, args.orders, args.paced, worker("order-ingest"),
                              settings.topics["orders.pushed"], settings.topics["orders.accepted"], tmp))
+        results.append(stage("d invoice_issue (submission → invoices.issued, PDF included)", settings,
+                             args.pipeline_orders, min(args.paced, args.pipeline_orders), worker("invoice-issue"),
+                             settings.topics["buyer.submitted"], settings.topics["invoices.issued"], tmp,
+                             payloads=submissions(settings), paced_rate=args.issue_rate))
         results.append(stage("c pipeline (order → delivery.completed)", settings, args.pipeline_orders,
                              min(args.paced, args.pipeline_orders), worker("all"),
                              settings.topics["orders.pushed"], settings.topics["delivery.completed"], tmp,
@@ -260,7 +290,7 @@ def main() -> None:
 def report(results: list[dict], settings: Settings, out: Path, mails: int) -> None:
     ceiling = results[0]["throughput"]
     lines = [
-        "| stage | drained | throughput (msg/s) | ratio to (a) | latency at half rate p50 / p99 (ms) | peak RSS (MiB) |",
+        "| stage | drained | throughput (msg/s) | ratio to (a) | paced latency p50 / p99 (ms) | peak RSS (MiB) |",
         "|---|---|---|---|---|---|",
     ]
     for r in results:
@@ -271,7 +301,9 @@ def report(results: list[dict], settings: Settings, out: Path, mails: int) -> No
         )
     table = "\n".join(lines)
     print(table)
-    print(f"ratios: (b)/(a) = {results[1]['throughput'] / ceiling:.3f}, (c)/(a) = {results[2]['throughput'] / ceiling:.3f}")
+    by = {r["stage"][0]: r for r in results}
+    print(f"ratios: (b)/(a) = {by['b']['throughput'] / ceiling:.3f}, (c)/(a) = {by['c']['throughput'] / ceiling:.3f}, "
+          f"(d) = {by['d']['throughput']:.0f} invoices/s")
     db = "PostgreSQL" if settings.db_url.startswith("postgresql") else "SQLite"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(
