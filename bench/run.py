@@ -166,6 +166,8 @@ def stage(name: str, settings: Settings, n: int, rate_n: int, start_proc, in_top
           tmp: Path, buyer: bool = False, payloads=orders, paced_rate: float | None = None) -> dict:
     run = uuid.uuid4().hex[:6]
     drain = payloads(f"B{name[0]}{run}", n)
+    paced = payloads(f"L{name[0]}{run}", rate_n)
+    ours = {k for k, _ in drain} | {k for k, _ in paced}  # the buyer acts on this stage's orders only
     produce(settings, in_topic, drain)
     reader = TopicReader(settings, out_topic)
     proc, pid = start_proc()
@@ -178,6 +180,8 @@ def stage(name: str, settings: Settings, n: int, rate_n: int, start_proc, in_top
 
         def pump():
             for r in acc_reader.poll():
+                if r.key not in ours:
+                    continue
                 buyer_producer.send(settings.topics["buyer.submitted"], key=r.key,
                                     value=buyer_event(r.key).model_dump_json().encode())
             buyer_producer.flush()
@@ -190,7 +194,6 @@ def stage(name: str, settings: Settings, n: int, rate_n: int, start_proc, in_top
         outs = collect(reader, keys, timeout=600, tick=tick)
         rate = drain_rate(list(outs.values()))
         paced_rate = paced_rate or max(1.0, rate / 2)
-        paced = payloads(f"L{name[0]}{run}", rate_n)
         produce_started = time.perf_counter()
         t = threading.Thread(target=produce, args=(settings, in_topic, paced, paced_rate))
         t.start()
@@ -306,6 +309,9 @@ def report(results: list[dict], settings: Settings, out: Path, mails: int) -> No
           f"(d) = {by['d']['throughput']:.0f} invoices/s")
     db = "PostgreSQL" if settings.db_url.startswith("postgresql") else "SQLite"
     out.parent.mkdir(parents=True, exist_ok=True)
+    marker = "\n## What bounds"
+    analysis = out.read_text(encoding="utf-8").partition(marker) if out.exists() else ("", "", "")
+    kept = marker + analysis[2] if analysis[1] else ""  # the hand-written analysis survives a new run
     out.write_text(
         "# Benchmarks\n\n"
         "Produced by `python bench/run.py` (one run, one embedded Tansu broker, same payloads for every stage; "
@@ -313,7 +319,7 @@ def report(results: list[dict], settings: Settings, out: Path, mails: int) -> No
         "the ratios, not the absolute figures.\n\n"
         f"- machine: {machine()}\n- database: {db}; partitions per topic: {settings.topic_partitions}\n"
         f"- run at: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; e-mails received by the bench SMTP server: {mails}\n\n"
-        + table + "\n",
+        + table + "\n" + kept,
         encoding="utf-8",
     )
     print(f"wrote {out}")

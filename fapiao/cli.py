@@ -334,10 +334,9 @@ def callbacks() -> None:
 @callbacks.command("list")
 def callbacks_list() -> None:
     """Failed callbacks: what failed, how often, and when the next try is due."""
-    from fapiao.adapters.db import make_engine, make_session_factory
     from fapiao.services.callbacks import failed_callbacks
 
-    rows = failed_callbacks(make_session_factory(make_engine(_settings().db_url)))
+    rows = failed_callbacks(_sessions(_settings()))
     for r in rows:
         due = r.next_attempt_at.isoformat() if r.next_attempt_at else "never (permanent: fix and retry)"
         click.echo(f"{r.event_id}  {r.business_system_code}  {r.kind}  attempts={r.attempts}  next={due}  {r.last_error}")
@@ -350,12 +349,12 @@ def callbacks_retry(everything: bool) -> None:
     """Try failed callbacks again now."""
     from datetime import datetime, timedelta, timezone
 
-    from fapiao.adapters.db import CallbackRow, make_engine, make_session_factory
+    from fapiao.adapters.db import CallbackRow
     from fapiao.adapters.http_client import post_json
     from fapiao.services.callbacks import retry_due
 
     s = _settings()
-    sessions = make_session_factory(make_engine(s.db_url))
+    sessions = _sessions(s)
     now = datetime.now(timezone.utc)
     if everything:
         with sessions() as db:

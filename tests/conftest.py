@@ -126,3 +126,29 @@ def http_stub():
     stub = HttpStub()
     yield stub
     stub.close()
+
+
+ADMIN_TOKEN = "admin-token-for-tests"
+
+
+@pytest.fixture
+def admin_gateway(broker, settings, tmp_path):
+    """A running gateway with the admin open to ADMIN_TOKEN; ``start(token)`` for another token (or None)."""
+    from pydantic import SecretStr
+
+    from fapiao.adapters.kafka import ensure_topics
+    from fapiao.testing import SystemProcess, wait_http
+
+    started = []
+
+    def start(token=ADMIN_TOKEN):
+        s = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "http_port": free_port(),
+                                        "admin_token": SecretStr(token) if token else None})
+        ensure_topics(s)
+        started.append(SystemProcess(s, "gateway", log=tmp_path / f"gateway-{s.http_port}.log"))
+        wait_http(f"{s.base_url}/healthz")
+        return s
+
+    yield start
+    for proc in started:
+        proc.stop()

@@ -10,27 +10,9 @@ from http.cookiejar import CookieJar
 import pytest
 
 from fapiao.adapters.db import DeliveryRow
-from fapiao.adapters.kafka import free_port
-from fapiao.testing import SystemProcess, wait_http
+from tests.conftest import ADMIN_TOKEN as TOKEN
 
-TOKEN = "admin-token-for-tests"
 pytestmark = pytest.mark.kafka
-
-
-@pytest.fixture
-def gateway(broker, settings, sessions, tmp_path):
-    def start(token):
-        s = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "http_port": free_port(),
-                                        "admin_token": token})
-        proc = SystemProcess(s, "gateway", log=tmp_path / f"gateway-{s.http_port}.log")
-        wait_http(f"{s.base_url}/healthz")
-        started.append(proc)
-        return s
-
-    started = []
-    yield start
-    for p in started:
-        p.stop()
 
 
 def get(url, headers=None, opener=None):
@@ -46,10 +28,8 @@ def get(url, headers=None, opener=None):
         return e.code, e.read().decode()
 
 
-def test_refused_then_allowed(gateway, sessions):
-    from pydantic import SecretStr
-
-    s = gateway(SecretStr(TOKEN))
+def test_refused_then_allowed(admin_gateway, sessions):
+    s = admin_gateway()
     (s.mail_dir).mkdir(parents=True, exist_ok=True)
     (s.mail_dir / "20261122-100000-1.eml").write_bytes(
         "Subject: =?utf-8?b?5oKo55qE55S15a2Q5Y+R56Wo?=\r\nTo: a@b.cn\r\nFrom: f@x.cn\r\n\r\nhello\r\n".encode())
@@ -78,7 +58,7 @@ def test_refused_then_allowed(gateway, sessions):
     assert get(f"{s.base_url}/admin/callbacks", opener=browser)[0] == 200
 
 
-def test_admin_closed_without_token(gateway):
-    s = gateway(None)
+def test_admin_closed_without_token(admin_gateway):
+    s = admin_gateway(None)
     status, page = get(f"{s.base_url}/admin/mail", {"Authorization": "Bearer anything-at-all"})
     assert status == 403 and "FAPIAO_ADMIN_TOKEN" in page

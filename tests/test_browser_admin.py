@@ -9,13 +9,9 @@ import zxingcpp
 from PIL import Image
 
 import pytest
-from pydantic import SecretStr
-
-from fapiao.adapters.kafka import ensure_topics, free_port
-from fapiao.testing import SystemProcess, wait_http
+from tests.conftest import ADMIN_TOKEN as TOKEN
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-TOKEN = "admin-token-for-browser"
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
@@ -26,21 +22,10 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update"]
 
 
-@pytest.fixture
-def gateway(broker, settings, tmp_path):
-    s = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "http_port": free_port(),
-                                    "admin_token": SecretStr(TOKEN)})
-    ensure_topics(s)
-    proc = SystemProcess(s, "gateway", log=tmp_path / "gateway.log")
-    wait_http(f"{s.base_url}/healthz")
-    yield s
-    proc.stop()
-
-
-def test_click_through_settings(gateway, tmp_path):
+def test_click_through_settings(admin_gateway, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    base = gateway.base_url
+    base = admin_gateway().base_url
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(locale="zh-CN")

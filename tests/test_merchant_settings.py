@@ -12,16 +12,13 @@ import pytest
 import zxingcpp
 from click.testing import CliRunner
 from PIL import Image
-from pydantic import SecretStr
 
-from fapiao.adapters.kafka import ensure_topics, free_port
 from fapiao.adapters.qr import qr_png, qr_terminal
 from fapiao.cli import main
 from fapiao.domain.system_links import build_link, kingdee_md5
 from fapiao.services import settings_admin as svc
-from fapiao.testing import SystemProcess, settings_env, wait_http
 
-TOKEN = "admin-token-for-tests"
+from tests.conftest import ADMIN_TOKEN as TOKEN
 ORG = {"org_code": "SZ01", "seller_name": "深圳市示例科技有限公司", "tax_id": "91440300MA5G9GK78Y"}
 
 
@@ -78,14 +75,8 @@ def test_qr_images_decode_to_the_exact_link():
 
 
 @pytest.fixture
-def gateway(broker, settings, tmp_path):
-    s = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "http_port": free_port(),
-                                    "admin_token": SecretStr(TOKEN)})
-    ensure_topics(s)
-    proc = SystemProcess(s, "gateway", log=tmp_path / "gateway.log")
-    wait_http(f"{s.base_url}/healthz")
-    yield s
-    proc.stop()
+def gateway(admin_gateway):
+    return admin_gateway()
 
 
 def api(s, method, path, doc=None, token=TOKEN):

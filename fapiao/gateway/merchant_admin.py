@@ -60,15 +60,7 @@ async def settings_page(request: web.Request, errors=None, form=None, status=200
 
 
 async def create_setting(request: web.Request) -> web.Response:
-    form = await _form(request)
-    result = await asyncio.to_thread(svc.create_qr_setting, _sessions(request), form)
-    if isinstance(result, dict):
-        if _wants_json(request):
-            return web.json_response({"errors": result}, status=422)
-        return await settings_page(request, errors=result, form=form, status=422)
-    if _wants_json(request):
-        return web.json_response(_setting_json(result), status=201)
-    raise web.HTTPSeeOther("/admin/settings")
+    return await _create(request, svc.create_qr_setting, settings_page, _setting_json, "/admin/settings")
 
 
 async def edit_setting(request: web.Request) -> web.Response:
@@ -113,16 +105,22 @@ async def orgs_page(request: web.Request, errors=None, form=None, status=200) ->
     return render("admin_orgs.html", status=status, rows=rows, errors=errors or {}, form=form or {})
 
 
-async def create_org(request: web.Request) -> web.Response:
+async def _create(request: web.Request, create, page, as_json, location: str) -> web.Response:
+    """The one shape of every 新增: validate and create; errors go back beside the fields (or as 422 JSON)."""
     form = await _form(request)
-    result = await asyncio.to_thread(svc.create_org, _sessions(request), form)
+    result = await asyncio.to_thread(create, _sessions(request), form)
     if isinstance(result, dict):
         if _wants_json(request):
             return web.json_response({"errors": result}, status=422)
-        return await orgs_page(request, errors=result, form=form, status=422)
+        return await page(request, errors=result, form=form, status=422)
     if _wants_json(request):
-        return web.json_response({"org_code": result.org_code, "tax_id": result.tax_id}, status=201)
-    raise web.HTTPSeeOther("/admin/orgs")
+        return web.json_response(as_json(result), status=201)
+    raise web.HTTPSeeOther(location)
+
+
+async def create_org(request: web.Request) -> web.Response:
+    return await _create(request, svc.create_org, orgs_page,
+                         lambda r: {"org_code": r.org_code, "tax_id": r.tax_id}, "/admin/orgs")
 
 
 async def systems_page(request: web.Request, errors=None, form=None, status=200) -> web.Response:
@@ -131,16 +129,8 @@ async def systems_page(request: web.Request, errors=None, form=None, status=200)
 
 
 async def create_system(request: web.Request) -> web.Response:
-    form = await _form(request)
-    result = await asyncio.to_thread(svc.create_business_system, _sessions(request), form)
-    if isinstance(result, dict):
-        if _wants_json(request):
-            return web.json_response({"errors": result}, status=422)
-        return await systems_page(request, errors=result, form=form, status=422)
-    if _wants_json(request):
-        return web.json_response({"code": result.code, "secret": result.secret, "enabled": result.enabled},
-                                 status=201)
-    raise web.HTTPSeeOther("/admin/systems")
+    return await _create(request, svc.create_business_system, systems_page,
+                         lambda r: {"code": r.code, "secret": r.secret, "enabled": r.enabled}, "/admin/systems")
 
 
 async def edit_system(request: web.Request) -> web.Response:
