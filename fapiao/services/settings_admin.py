@@ -62,13 +62,16 @@ def edit_business_system(sessions: sessionmaker, code: str, changes: Mapping[str
         current = {"code": row.code, "name": row.name, "enabled": row.enabled, "query_url": row.query_url or "",
                    "callback_url": row.callback_url or ""}
         values, errors = check_business_system({**current, **changes, "code": row.code})
-        if errors:
-            return errors
-        for field, value in values.items():
-            setattr(row, field, value)
-        row.updated_at = _now()
-        s.commit()
-        return row
+        return errors or _save(s, row, values)
+
+
+def _save(s, row, values: dict[str, Any]):
+    """Apply validated values to a settings row, mark it changed (so the admin shows it unsynced), commit."""
+    for field, value in values.items():
+        setattr(row, field, value)
+    row.updated_at = _now()
+    s.commit()
+    return row
 
 
 def _org_codes(s) -> set[str]:
@@ -96,13 +99,7 @@ def edit_qr_setting(sessions: sessionmaker, key: str, changes: Mapping[str, Any]
                    "enabled": row.enabled, "link_mode": row.link_mode,
                    "business_system_code": row.business_system_code or ""}
         values, errors = check_qr_setting({**current, **changes}, _org_codes(s))
-        if errors:
-            return errors
-        for field, value in values.items():
-            setattr(row, field, value)
-        row.updated_at = _now()
-        s.commit()
-        return row
+        return errors or _save(s, row, values)
 
 
 def list_qr_settings(sessions: sessionmaker) -> list[QrSettingRow]:
