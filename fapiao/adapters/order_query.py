@@ -13,10 +13,9 @@ import hmac
 import time
 import urllib.parse
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from fapiao.adapters.http_client import get_json
-from fapiao.services import Transient
+from fapiao.services import transient_retries
 
 
 class OrderNotFound(Exception):
@@ -28,8 +27,7 @@ def query_order(query_url: str, secret: str, bill_no: str, timeout: float = 5.0,
     sign = hmac.new(secret.encode(), f"{bill_no},{stamp}".encode(), hashlib.sha256).hexdigest()
     sep = "&" if "?" in query_url else "?"
     url = f"{query_url}{sep}{urllib.parse.urlencode({'billNo': bill_no, 'timestamp': stamp, 'sign': sign})}"
-    for attempt in Retrying(retry=retry_if_exception_type(Transient), stop=stop_after_attempt(tries),
-                            wait=wait_random_exponential(multiplier=0.1, max=1.0), reraise=True):
+    for attempt in transient_retries(tries):
         with attempt:
             doc = get_json(url, timeout)
     if str(doc.get("errorCode")) != "0" or not isinstance(doc.get("data"), dict):

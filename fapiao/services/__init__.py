@@ -30,3 +30,11 @@ class Outcome:
 
 class Transient(Exception):
     """A failure that may pass if tried again (network, lock, 4xx SMTP reply, issuer 5xx)."""
+
+
+def transient_retries(tries: int):
+    """The synchronous retry policy for Transient errors: bounded, jittered exponential backoff (tenacity)."""
+    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+    return Retrying(retry=retry_if_exception_type(Transient), stop=stop_after_attempt(tries),
+                    wait=wait_random_exponential(multiplier=0.1, max=1.0), reraise=True)

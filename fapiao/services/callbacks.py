@@ -14,11 +14,10 @@ from typing import Callable
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from fapiao.adapters.db import BusinessSystemRow, CallbackRow, OrderRow
 from fapiao.adapters.http_client import PermanentHttpError
-from fapiao.services import Transient
+from fapiao.services import Transient, transient_retries
 from schemas.events import InvoiceIssued, OrderAccepted, OrderRejected
 
 Post = Callable[[str, bytes, dict, float], tuple[int, str]]
@@ -69,8 +68,7 @@ def _attempt(s: Session, row: CallbackRow, secret: str, post: Post, timeout: flo
     headers = {"X-Fapiao-Event": row.kind, "X-Fapiao-Event-Id": row.event_id,
                "X-Fapiao-Signature": "sha256=" + signature(secret, body)}
     try:
-        for attempt in Retrying(retry=retry_if_exception_type(Transient), stop=stop_after_attempt(tries),
-                                wait=wait_random_exponential(multiplier=0.05, max=1.0), reraise=True):
+        for attempt in transient_retries(tries):
             with attempt:
                 row.attempts += 1
                 post(row.url, body, headers, timeout)

@@ -33,7 +33,8 @@ def _order_row(s: Session, order_key: str) -> OrderRow | None:
     return s.scalar(select(OrderRow).where(OrderRow.seller_tax_id == seller, OrderRow.bill_no == bill_no))
 
 
-def _record_submission(s: Session, order: OrderRow, ev: BuyerSubmitted) -> None:
+def record_submission(s: Session, order: OrderRow, ev: BuyerSubmitted) -> None:
+    """The buyer's latest title for the order (the gateway on submit, the worker on processing)."""
     sub = s.scalar(select(SubmissionRow).where(SubmissionRow.order_id == order.id))
     if sub is None:
         sub = SubmissionRow(order_id=order.id)
@@ -129,17 +130,18 @@ def handle_submission(
         order_row = _order_row(s, ev.order_key)
         if order_row is None:
             return _failed(ev.order_key, "ORDER_NOT_FOUND", "订单不存在", retryable=False)
-        _record_submission(s, order_row, ev)
+        record_submission(s, order_row, ev)
         setting = find_setting(s, key=order_row.qr_key, seller_tax_id=order_row.seller_tax_id, system_code=None)
         waits = setting is not None and setting.scan_type == ScanType.submit_title and not setting.default_issue
         if waits and not ev.merchant_approved:
             order_row.status = "awaiting_issue"  # 待开票: the merchant issues later
             s.commit()
             return []
-        return issue_order(s, issuer, documents, order_row, now)
+        return issue_order(s, issuer, documents, order_row, now, setting)
 
 
-def issue_order(s: Session, issuer: Issuer, documents: DocumentStore, order_row: OrderRow, now: datetime) -> list[Outcome]:
+def issue_order(s: Session, issuer: Issuer, documents: DocumentStore, order_row: OrderRow, now: datetime,
+                setting) -> list[Outcome]:
     order_key = f"{order_row.seller_tax_id}:{order_row.bill_no}"
     row = _claim(s, order_row, now)
     if row.status == "issued":
@@ -149,7 +151,6 @@ def issue_order(s: Session, issuer: Issuer, documents: DocumentStore, order_row:
     buyer = Buyer.model_validate(sub.buyer)
     draft = build_invoice(order, buyer, number="0" * 20, issued_at=now)
     try:
-        setting = find_setting(s, key=order_row.qr_key, seller_tax_id=order_row.seller_tax_id, system_code=None)
         limit = setting.org.monthly_limit if setting else None
         check_monthly_limit(limit, _issued_this_month(s, order_row.seller_tax_id, now), draft.total_with_tax)
         number, issued_at = issuer.issue(order_key, draft)

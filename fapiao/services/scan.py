@@ -15,6 +15,7 @@ from sqlalchemy.orm import sessionmaker
 from fapiao.adapters.db import DeliveryRow, InvoiceRow, OrderRow, SubmissionRow
 from fapiao.domain.buyer import check_buyer
 from fapiao.services import stable_id
+from fapiao.services.issue import delivery_requests, record_submission
 from fapiao.topics import order_key
 from schemas.events import BuyerSubmitted, Invoice, Order
 
@@ -74,11 +75,7 @@ def submission_event(view: ScanView, form: Mapping[str, str]) -> BuyerSubmitted 
 def mark_submitted(sessions: sessionmaker, link_id: str, ev: BuyerSubmitted) -> None:
     """Remember that the buyer submitted, so the page shows 开票中 at once (the worker records the details)."""
     with sessions() as s:
-        row = s.scalar(select(OrderRow).where(OrderRow.link_id == link_id))
-        if s.scalar(select(SubmissionRow).where(SubmissionRow.order_id == row.id)) is None:
-            s.add(SubmissionRow(order_id=row.id, submission_id=ev.submission_id, buyer=ev.buyer.model_dump(mode="json"),
-                                invoice_kind=ev.invoice_kind.value, submitted_at=ev.occurred_at))
-            s.commit()
+        record_submission(s, s.scalar(select(OrderRow).where(OrderRow.link_id == link_id)), ev)
 
 
 def invoice_document(sessions: sessionmaker, invoice_number: str, fmt: str) -> Path | None:
@@ -98,8 +95,6 @@ def request_resend(sessions: sessionmaker, view: ScanView, now: datetime | None 
 
     The requests are written to the delivery ledger at once (status ``queued``), so two quick taps cannot both
     pass the limit; the delivery worker sends them when the events arrive."""
-    from fapiao.services.issue import delivery_requests
-
     now = now or datetime.now(timezone.utc)
     if view.invoice is None:
         return "发票尚未开具，暂不能重发"

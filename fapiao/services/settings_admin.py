@@ -25,32 +25,30 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def create_org(sessions: sessionmaker, form: Mapping[str, Any]) -> OrgRow | dict[str, str]:
-    values, errors = check_org(form)
-    if errors:
-        return errors
+def _insert(sessions: sessionmaker, row, field: str, taken: str):
+    """Add a new settings row; a code that exists already comes back as the error of its field."""
     with sessions() as s:
-        row = OrgRow(**values, updated_at=_now())
         s.add(row)
         try:
             s.commit()
         except IntegrityError:
-            return {"org_code": f"组织编码 {values['org_code']} 已存在"}
+            return {field: taken}
         return row
+
+
+def create_org(sessions: sessionmaker, form: Mapping[str, Any]) -> OrgRow | dict[str, str]:
+    values, errors = check_org(form)
+    if errors:
+        return errors
+    return _insert(sessions, OrgRow(**values, updated_at=_now()), "org_code", f"组织编码 {values['org_code']} 已存在")
 
 
 def create_business_system(sessions: sessionmaker, form: Mapping[str, Any]) -> BusinessSystemRow | dict[str, str]:
     values, errors = check_business_system(form)
     if errors:
         return errors
-    with sessions() as s:
-        row = BusinessSystemRow(**values, secret=secrets.token_hex(16), updated_at=_now())
-        s.add(row)
-        try:
-            s.commit()
-        except IntegrityError:
-            return {"code": f"业务系统编码 {values['code']} 已存在"}
-        return row
+    row = BusinessSystemRow(**values, secret=secrets.token_hex(16), updated_at=_now())
+    return _insert(sessions, row, "code", f"业务系统编码 {values['code']} 已存在")
 
 
 def edit_business_system(sessions: sessionmaker, code: str, changes: Mapping[str, Any]
