@@ -12,9 +12,8 @@ from pathlib import Path
 import click
 
 from fapiao.config import ConfigError, Settings, load_settings
+from fapiao.registry import WORKER_NAMES
 from fapiao.topics import CONSUMED
-
-WORKER_NAMES = ("order-ingest", "invoice-issue", "delivery", "callbacks")
 
 
 def _settings() -> Settings:

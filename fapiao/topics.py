@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fapiao.registry import consumed_stages
+
 STAGES = (
     "orders.pushed",
     "orders.accepted",
@@ -19,15 +21,8 @@ STAGES = (
 # Topic configuration beyond the defaults: the settings topic keeps the latest record per key.
 TOPIC_CONFIGS = {"settings": {"cleanup.policy": "compact"}}
 
-# Topics a worker consumes; each gets a dead-letter twin `<topic>.dlq`.
-CONSUMED = (
-    "orders.pushed",
-    "buyer.submitted",
-    "delivery.requested",
-    "orders.accepted",  # the callbacks worker
-    "orders.rejected",
-    "invoices.issued",
-)
+# Topics a worker consumes (read from the worker registry); each gets a dead-letter twin `<topic>.dlq`.
+CONSUMED = consumed_stages()
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from fapiao.registry import WORKER_NAMES
+
 DEPLOY = Path(__file__).parents[1] / "deploy"
-WORKERS = {"order-ingest", "invoice-issue", "delivery", "callbacks"}
+WORKERS = set(WORKER_NAMES)
 K8S_VERSION = "1.30.0"
 
 

@@ -6,19 +6,15 @@ watched for lag separately; ``fapiao worker all`` runs the three as child proces
 
 from __future__ import annotations
 
+import importlib
+
 import faust
 
 from fapiao.config import Settings
 from fapiao.logs import logging_config
-from workers import callbacks, delivery, invoice_issue, observability, order_ingest
+from fapiao.registry import worker_spec
+from workers import observability
 from workers.deps import Deps
-
-WORKERS = {
-    "order-ingest": order_ingest,
-    "invoice-issue": invoice_issue,
-    "delivery": delivery,
-    "callbacks": callbacks,
-}
 
 
 def _tune_consumer_fetch(fetch_max_wait_ms: int) -> None:
@@ -45,11 +41,13 @@ def broker_urls(bootstrap: str) -> list[str]:
 
 
 def create_app(settings: Settings, worker: str, deps: Deps | None = None) -> faust.App:
-    if worker not in WORKERS:
-        raise ValueError(f"unknown worker {worker!r}; choose one of {', '.join(WORKERS)}")
+    try:
+        spec = worker_spec(worker)
+    except KeyError as exc:
+        raise ValueError(exc.args[0]) from None
     _tune_consumer_fetch(settings.fetch_max_wait_ms)
     app = faust.App(
-        f"{settings.group_prefix}-{worker}",
+        spec.group(settings.group_prefix),
         broker=broker_urls(settings.bootstrap_servers),
         store="memory://",
         web_enabled=True,
@@ -65,7 +63,7 @@ def create_app(settings: Settings, worker: str, deps: Deps | None = None) -> fau
         producer_acks=-1,
     )
     deps = deps or Deps(settings)
-    app.fapiao_runtime = WORKERS[worker].register(app, settings, deps)
+    app.fapiao_runtime = importlib.import_module(spec.module).register(app, settings, deps)
     observability.install(app, settings, deps, worker)
     return app
 

@@ -17,7 +17,8 @@ from sqlalchemy.exc import OperationalError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from fapiao.logs import log_context
-from fapiao.services import Outcome, Transient
+from fapiao.errors import Transient
+from fapiao.services import Outcome
 from workers.observability import DEAD_LETTERS, EVENTS, RETRIES
 
 log = logging.getLogger("fapiao.worker")

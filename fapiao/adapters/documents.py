@@ -12,7 +12,7 @@ from pathlib import Path
 from fapiao.adapters.pdf import render_invoice_pdf
 from fapiao.domain.buyer import BUYER_TYPE_LABELS
 from fapiao.domain.order_rules import KIND_NAMES
-from fapiao.gateway.rendering import templates
+from fapiao.adapters.html import templates
 from schemas.events import Invoice
 
 

@@ -7,7 +7,7 @@ import json
 import urllib.error
 import urllib.request
 
-from fapiao.services import Transient
+from fapiao.errors import Transient
 
 
 class PermanentHttpError(Exception):

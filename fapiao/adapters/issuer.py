@@ -15,7 +15,7 @@ from sqlalchemy.orm import sessionmaker
 from fapiao.adapters.db import SandboxIssueRow, SandboxSequenceRow
 from fapiao.adapters.http_client import PermanentHttpError, post_json
 from fapiao.domain.invoice import IssueRefused, invoice_number
-from fapiao.services import Transient
+from fapiao.errors import Transient
 from schemas.events import Invoice
 
 

@@ -11,6 +11,7 @@ from kafka.admin import OffsetSpec
 
 from fapiao.adapters.kafka import admin
 from fapiao.config import Settings
+from fapiao.registry import WORKERS
 
 def _tolerate_unknown_acl_operations() -> None:
     """kafka-python turns a group's authorized-operations bits into ACLOperation values and raises on a bit it
@@ -27,12 +28,7 @@ def _tolerate_unknown_acl_operations() -> None:
 _tolerate_unknown_acl_operations()
 
 # The topics each fapiao worker group consumes, so partitions it never committed still show (as "-").
-GROUP_TOPICS = {
-    "order-ingest": ("orders.pushed",),
-    "invoice-issue": ("buyer.submitted",),
-    "delivery": ("delivery.requested",),
-    "callbacks": ("orders.accepted", "orders.rejected", "invoices.issued"),
-}
+GROUP_TOPICS = {w.name: w.consumes for w in WORKERS}
 
 
 @dataclass(frozen=True)

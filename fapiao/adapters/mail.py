@@ -11,7 +11,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from fapiao.config import Settings, SmtpSecurity
-from fapiao.services import Transient
+from fapiao.errors import Transient
 
 
 class PermanentDeliveryError(Exception):

@@ -15,7 +15,7 @@ import urllib.parse
 
 
 from fapiao.adapters.http_client import get_json
-from fapiao.services import transient_retries
+from fapiao.errors import transient_retries
 
 
 class OrderNotFound(Exception):

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import jinja2
 from aiohttp import web
 
 from fapiao.domain.buyer import BUYER_TYPE_LABELS
+from fapiao.adapters.html import templates
 from fapiao.domain.order_rules import KIND_NAMES
-
-templates = jinja2.Environment(
-    loader=jinja2.PackageLoader("fapiao.gateway", "templates"), autoescape=jinja2.select_autoescape()
-)
 
 
 def render(name: str, status: int = 200, **ctx) -> web.Response:

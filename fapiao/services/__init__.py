@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
+from fapiao.errors import Transient, transient_retries  # noqa: F401  (re-exported for services)
 from schemas.events import Contract
 
 _NS = uuid.UUID("6f1c2a8e-3d4b-5e6f-8a9b-0c1d2e3f4a5b")
@@ -26,15 +27,3 @@ class Outcome:
     @property
     def key(self) -> bytes:
         return self.event.order_key.encode()
-
-
-class Transient(Exception):
-    """A failure that may pass if tried again (network, lock, 4xx SMTP reply, issuer 5xx)."""
-
-
-def transient_retries(tries: int):
-    """The synchronous retry policy for Transient errors: bounded, jittered exponential backoff (tenacity)."""
-    from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
-
-    return Retrying(retry=retry_if_exception_type(Transient), stop=stop_after_attempt(tries),
-                    wait=wait_random_exponential(multiplier=0.1, max=1.0), reraise=True)

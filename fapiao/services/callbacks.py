@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fapiao.adapters.db import BusinessSystemRow, CallbackRow, OrderRow
 from fapiao.adapters.http_client import PermanentHttpError
-from fapiao.services import Transient, transient_retries
+from fapiao.errors import Transient, transient_retries
 from schemas.events import InvoiceIssued, OrderAccepted, OrderRejected
 
 Post = Callable[[str, bytes, dict, float], tuple[int, str]]

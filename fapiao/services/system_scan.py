@@ -16,7 +16,7 @@ from fapiao.adapters.http_client import PermanentHttpError
 from fapiao.adapters.order_query import OrderNotFound
 from fapiao.domain.merchant import BusinessSystemView, OrgView, PushContext, QrSettingView
 from fapiao.domain.order_rules import check_bill
-from fapiao.services import Transient
+from fapiao.errors import Transient
 from fapiao.services.ingest import LinkMinter, content_hash, store_orders
 from schemas.bill_push import Bill
 
