@@ -33,7 +33,7 @@ WORKERS: tuple[WorkerSpec, ...] = (
     WorkerSpec("order-ingest", "workers.order_ingest", ("orders.pushed",), ("orders.accepted", "orders.rejected"),
                "orders.pushed → orders.accepted (QR link) | orders.rejected"),
     WorkerSpec("invoice-issue", "workers.invoice_issue", ("buyer.submitted",),
-               ("invoices.issued", "invoices.failed", "delivery.requested"),
+               ("invoices.issued", "invoices.failed"),
                "buyer.submitted → invoices.issued | invoices.failed"),
     WorkerSpec("delivery", "workers.delivery", ("delivery.requested",), ("delivery.completed",),
                "delivery.requested → e-mail / SMS → delivery.completed"),

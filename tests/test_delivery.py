@@ -7,23 +7,35 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import select
 
-from fapiao.adapters.db import DeliveryRow
+from fapiao.adapters.db import DeliveryRow, InvoiceRow
 from fapiao.adapters.documents import DocumentStore
 from fapiao.adapters.issuer import SandboxIssuer
 from fapiao.adapters.mail import HttpSmsGateway, SmtpMailer
 from fapiao.domain.links import LinkExpired, LinkInvalid, make_download_token, read_download_token
 from fapiao.services import Transient
 from fapiao.services.deliver import DeliveryConfig, deliver
-from fapiao.services.issue import handle_submission
+from fapiao.services.issue import delivery_requests, handle_submission
 from fapiao.services.messages import MessageTemplates
 from tests.test_services import _accepted_and_submission
 
 SECRET = b"s" * 32
 
 
+def issue_and_render(sessions, documents: DocumentStore, ev):
+    """Issue, then do by hand what the render stage does: store the documents, ask for delivery."""
+    outs = handle_submission(sessions, SandboxIssuer(sessions), ev)
+    issued = [o.event for o in outs if o.stage == "invoices.issued"]
+    for event in issued:
+        with sessions() as s:
+            row = s.scalar(select(InvoiceRow).where(InvoiceRow.number == event.invoice.number))
+            row.documents = documents.save(event.invoice)
+            s.commit()
+    return outs + [o for event in issued for o in delivery_requests(event.invoice, event.order_key)]
+
+
 def issued_requests(sessions, tmp_path, bill_no, email="buyer@example.cn", phone=None):
     _, ev = _accepted_and_submission(sessions, bill_no, email, phone or "")
-    outs = handle_submission(sessions, SandboxIssuer(sessions), DocumentStore(tmp_path), ev)
+    outs = issue_and_render(sessions, DocumentStore(tmp_path), ev)
     return {o.event.channel.value: o.event for o in outs if o.stage == "delivery.requested"}
 
 
@@ -122,7 +134,7 @@ def test_resend_rate_limits(sessions, tmp_path):
     from fapiao.services.scan import request_resend, scan_view
 
     link, ev = _accepted_and_submission(sessions, "D-7", "buyer@example.cn")
-    handle_submission(sessions, SandboxIssuer(sessions), DocumentStore(tmp_path), ev)
+    issue_and_render(sessions, DocumentStore(tmp_path), ev)
     view = scan_view(sessions, link.link_id)
     start = datetime.now(timezone.utc)
     first = request_resend(sessions, view, now=start)

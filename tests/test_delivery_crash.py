@@ -14,10 +14,9 @@ from sqlalchemy import func, select
 
 from fapiao.adapters.db import DeliveryRow
 from fapiao.adapters.documents import DocumentStore
-from fapiao.adapters.issuer import SandboxIssuer
 from fapiao.adapters.kafka import ensure_topics, producer
-from fapiao.services.issue import handle_submission
 from fapiao.testing import SystemProcess
+from tests.test_delivery import issue_and_render
 from tests.test_services import _accepted_and_submission
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -49,7 +48,7 @@ def test_killed_delivery_worker(broker, settings, sessions, tmp_path):
     requests = []
     for i in range(N):
         _, ev = _accepted_and_submission(sessions, f"CRASH-{i}", f"buyer{i}@example.cn")
-        outs = handle_submission(sessions, SandboxIssuer(sessions), DocumentStore(s.documents_dir), ev)
+        outs = issue_and_render(sessions, DocumentStore(s.documents_dir), ev)
         requests += [o.event for o in outs if o.stage == "delivery.requested"]
     p = producer(s)
     for r in requests:

@@ -7,7 +7,6 @@ import pytest
 from sqlalchemy import select
 
 from fapiao.adapters.db import InvoiceRow
-from fapiao.adapters.documents import DocumentStore
 from fapiao.adapters.issuer import HttpIssuer, SandboxIssuer
 from fapiao.config import ConfigError, load_settings
 from fapiao.services import Transient
@@ -20,10 +19,10 @@ def test_sandbox_transient_then_ok(sessions, tmp_path):
     issuer = SandboxIssuer(sessions)
     issuer.fail_next("transient")
     with pytest.raises(Transient):
-        handle_submission(sessions, issuer, DocumentStore(tmp_path), ev)
+        handle_submission(sessions, issuer, ev)
     with sessions() as s:
         assert s.scalar(select(InvoiceRow)).status == "issuing"  # claimed, not issued, not failed
-    [issued, *_] = handle_submission(sessions, issuer, DocumentStore(tmp_path), ev)
+    [issued, *_] = handle_submission(sessions, issuer, ev)
     assert issued.stage == "invoices.issued"
 
 
@@ -31,7 +30,7 @@ def test_sandbox_permanent_failure(sessions, tmp_path):
     _, ev = _accepted_and_submission(sessions, "ISS-2")
     issuer = SandboxIssuer(sessions)
     issuer.fail_next("permanent")
-    [failed] = handle_submission(sessions, issuer, DocumentStore(tmp_path), ev)
+    [failed] = handle_submission(sessions, issuer, ev)
     assert failed.stage == "invoices.failed" and not failed.event.retryable and failed.event.code == "ISSUER_REFUSED"
 
 
@@ -40,9 +39,9 @@ def test_http_issuer(sessions, tmp_path, http_stub):
     issuer = HttpIssuer(http_stub.url, "platform-token", timeout=2)
     http_stub.script = [(503, {"error": "busy"})]
     with pytest.raises(Transient):
-        handle_submission(sessions, issuer, DocumentStore(tmp_path), ev)
+        handle_submission(sessions, issuer, ev)
     http_stub.script = [(200, {"number": "24952000000028787793", "issued_at": "2026-11-22T10:00:00+08:00"})]
-    [issued, *_] = handle_submission(sessions, issuer, DocumentStore(tmp_path), ev)
+    [issued, *_] = handle_submission(sessions, issuer, ev)
     assert issued.event.invoice.number == "24952000000028787793"
     request = http_stub.requests[-1]
     assert request["path"] == "/invoices" and request["headers"]["Authorization"] == "Bearer platform-token"
@@ -50,7 +49,7 @@ def test_http_issuer(sessions, tmp_path, http_stub):
     body = json.loads(request["body"])
     assert body["invoice"]["total_with_tax"] == "1230.00" and body["invoice"]["buyer"]["title"] == "某某公司"
     # Redelivered: answered from our record, the platform is not asked again.
-    handle_submission(sessions, issuer, DocumentStore(tmp_path), ev)
+    handle_submission(sessions, issuer, ev)
     assert len(http_stub.requests) == 2
 
 
@@ -60,7 +59,7 @@ def test_http_issuer(sessions, tmp_path, http_stub):
 def test_http_issuer_refusals(sessions, tmp_path, http_stub, answer, code):
     _, ev = _accepted_and_submission(sessions, f"ISS-{code}")
     http_stub.script = [answer]
-    [failed] = handle_submission(sessions, HttpIssuer(http_stub.url, None, 2), DocumentStore(tmp_path), ev)
+    [failed] = handle_submission(sessions, HttpIssuer(http_stub.url, None, 2), ev)
     assert failed.stage == "invoices.failed" and failed.event.code == code and not failed.event.retryable
 
 

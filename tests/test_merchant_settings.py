@@ -196,7 +196,6 @@ def test_merchant_issues_a_waiting_order(gateway, sessions, tmp_path):
     from sqlalchemy import select
 
     from fapiao.adapters.db import QrSettingRow
-    from fapiao.adapters.documents import DocumentStore
     from fapiao.adapters.issuer import SandboxIssuer
     from fapiao.services.issue import handle_submission
     from fapiao.testing import TopicReader
@@ -208,7 +207,7 @@ def test_merchant_issues_a_waiting_order(gateway, sessions, tmp_path):
         setting = db.scalar(select(QrSettingRow))
         setting.scan_type, setting.default_issue = "submit_title", False
         db.commit()
-    assert handle_submission(sessions, SandboxIssuer(sessions), DocumentStore(tmp_path), ev) == []
+    assert handle_submission(sessions, SandboxIssuer(sessions), ev) == []
     status, pending = api(s, "GET", "/admin/api/pending")
     assert status == 200 and [p["bill_no"] for p in pending] == ["PEND-1"]
     assert api(s, "POST", f"/admin/api/orders/{ev.order_key}/issue")[0] == 202

@@ -9,7 +9,6 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from fapiao.adapters.db import InvoiceRow, OrderRow
-from fapiao.adapters.documents import DocumentStore
 from fapiao.adapters.issuer import SandboxIssuer
 from fapiao.services.ingest import LinkMinter, ingest_push
 from fapiao.services.issue import handle_submission
@@ -85,16 +84,16 @@ def _accepted_and_submission(sessions, bill_no="ISSUE-1", email="buyer@example.c
 
 def test_issue_exactly_once_under_redelivery_and_race(sessions, tmp_path):
     link, ev = _accepted_and_submission(sessions)
-    issuer, docs = SandboxIssuer(sessions), DocumentStore(tmp_path)
+    issuer = SandboxIssuer(sessions)
     barrier = threading.Barrier(3)
 
     def work(_):
         barrier.wait()
-        return handle_submission(sessions, issuer, docs, ev)
+        return handle_submission(sessions, issuer, ev)
 
     with ThreadPoolExecutor(3) as pool:
         results = list(pool.map(work, range(3)))
-    results.append(handle_submission(sessions, issuer, docs, ev))  # a redelivery later
+    results.append(handle_submission(sessions, issuer, ev))  # a redelivery later
     numbers = {o.event.invoice.number for r in results for o in r if o.stage == "invoices.issued"}
     assert len(numbers) == 1
     assert count(sessions, InvoiceRow) == 1
@@ -102,8 +101,9 @@ def test_issue_exactly_once_under_redelivery_and_race(sessions, tmp_path):
     assert inv.total_with_tax == Decimal("1230.00") and inv.total_tax == Decimal("135.66")
     assert inv.total_with_tax_upper == "壹仟贰佰叁拾圆整"
     assert scan_view(sessions, link.link_id).status == "issued"
-    requests = {o.event.request_id for r in results for o in r if o.stage == "delivery.requested"}
-    assert len(requests) == 1
+    # Issuing draws nothing and asks for no delivery: the render stage does both from invoices.issued.
+    assert {o.stage for r in results for o in r} == {"invoices.issued"}
+    assert len({o.event.event_id for r in results for o in r}) == 1  # re-emitted with the same event id
 
 
 def test_sandbox_numbers_in_sequence_per_seller(sessions, tmp_path):
@@ -130,7 +130,7 @@ def test_issue_refused_over_monthly_limit(sessions, tmp_path):
     with sessions() as s:
         s.scalar(select(OrgRow)).monthly_limit = Decimal("1000.00")
         s.commit()
-    [out] = handle_submission(sessions, SandboxIssuer(sessions), DocumentStore(tmp_path), ev)
+    [out] = handle_submission(sessions, SandboxIssuer(sessions), ev)
     assert out.stage == "invoices.failed" and out.event.code == "LIMIT_EXCEEDED" and not out.event.retryable
 
 
@@ -143,14 +143,14 @@ def test_submit_title_waits_for_the_merchant(sessions, tmp_path):
         setting = s.scalar(select(QrSettingRow))
         setting.scan_type, setting.default_issue = "submit_title", False
         s.commit()
-    issuer, docs = SandboxIssuer(sessions), DocumentStore(tmp_path)
-    assert handle_submission(sessions, issuer, docs, ev) == []  # 待开票
+    issuer = SandboxIssuer(sessions)
+    assert handle_submission(sessions, issuer, ev) == []  # 待开票
     assert scan_view(sessions, link.link_id).status == "awaiting_issue"
     [(order, sub)] = pending_orders(sessions)
     assert order.bill_no == "WAIT-1" and sub.buyer["title"] == "某某公司"
     approved = approval_event(sessions, ev.order_key)
     assert approved.merchant_approved and approved.buyer == ev.buyer
-    outs = handle_submission(sessions, issuer, docs, approved)
+    outs = handle_submission(sessions, issuer, approved)
     assert outs[0].stage == "invoices.issued" and pending_orders(sessions) == []
     assert "不是待开票" in approval_event(sessions, ev.order_key)
 
@@ -163,5 +163,5 @@ def test_submit_title_with_default_issue_issues_at_once(sessions, tmp_path):
         setting = s.scalar(select(QrSettingRow))
         setting.scan_type, setting.default_issue = "submit_title", True
         s.commit()
-    outs = handle_submission(sessions, SandboxIssuer(sessions), DocumentStore(tmp_path), ev)
+    outs = handle_submission(sessions, SandboxIssuer(sessions), ev)
     assert outs[0].stage == "invoices.issued"

@@ -1,4 +1,5 @@
-"""Use case: the buyer submitted a title. Issue exactly one invoice for the order and ask for its delivery."""
+"""Use case: the buyer submitted a title. Issue exactly one invoice for the order (a number, a stored invoice and
+an ``invoices.issued`` event); nothing is drawn here: the render stage makes the documents and asks for delivery."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fapiao.adapters.db import InvoiceRow, OrderRow, SubmissionRow
-from fapiao.adapters.documents import DocumentStore
 from fapiao.adapters.issuer import Issuer
 from fapiao.domain.invoice import IssueRefused, build_invoice, check_monthly_limit
 from fapiao.domain.merchant import ScanType
@@ -81,7 +81,7 @@ def _issued(row: InvoiceRow, order_key: str) -> list[Outcome]:
         invoice=invoice,
         documents=row.documents or {},
     )
-    return [Outcome("invoices.issued", issued), *delivery_requests(invoice, order_key)]
+    return [Outcome("invoices.issued", issued)]
 
 
 def _failed(order_key: str, code: str, reason: str, retryable: bool) -> list[Outcome]:
@@ -122,9 +122,8 @@ def _issued_this_month(s: Session, seller_tax_id: str, now: datetime) -> Decimal
     return Decimal(total)
 
 
-def handle_submission(
-    sessions: sessionmaker, issuer: Issuer, documents: DocumentStore, ev: BuyerSubmitted, now: datetime | None = None
-) -> list[Outcome]:
+def handle_submission(sessions: sessionmaker, issuer: Issuer, ev: BuyerSubmitted, now: datetime | None = None
+                      ) -> list[Outcome]:
     now = now or datetime.now(timezone.utc)
     with sessions() as s:
         order_row = _order_row(s, ev.order_key)
@@ -137,11 +136,10 @@ def handle_submission(
             order_row.status = "awaiting_issue"  # 待开票: the merchant issues later
             s.commit()
             return []
-        return issue_order(s, issuer, documents, order_row, now, setting)
+        return issue_order(s, issuer, order_row, now, setting)
 
 
-def issue_order(s: Session, issuer: Issuer, documents: DocumentStore, order_row: OrderRow, now: datetime,
-                setting) -> list[Outcome]:
+def issue_order(s: Session, issuer: Issuer, order_row: OrderRow, now: datetime, setting) -> list[Outcome]:
     order_key = f"{order_row.seller_tax_id}:{order_row.bill_no}"
     row = _claim(s, order_row, now)
     if row.status == "issued":
@@ -161,7 +159,6 @@ def issue_order(s: Session, issuer: Issuer, documents: DocumentStore, order_row:
         return _failed(order_key, exc.code, exc.reason, retryable=False)
     invoice = draft.model_copy(update={"number": number, "issued_at": issued_at})
     row.invoice = invoice.model_dump(mode="json")
-    row.documents = documents.save(invoice)
     row.number, row.status, row.issued_at = number, "issued", issued_at
     row.total_with_tax, row.error = invoice.total_with_tax, None
     order_row.status = "issued"

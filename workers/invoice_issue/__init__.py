@@ -1,4 +1,5 @@
-"""invoice_issue: buyer.submitted -> invoices.issued + delivery.requested | invoices.failed | dead letter."""
+"""invoice_issue: buyer.submitted -> invoices.issued | invoices.failed | dead letter. Draws nothing: the render
+worker turns invoices.issued into documents and delivery requests."""
 
 import logging
 from datetime import datetime, timezone
@@ -15,7 +16,7 @@ def register(app, settings, deps) -> Runtime:
     rt = Runtime(app, settings, "buyer.submitted")
 
     def issue(ev: BuyerSubmitted):
-        outcomes = handle_submission(deps.sessions, deps.issuer, deps.documents, ev)
+        outcomes = handle_submission(deps.sessions, deps.issuer, ev)
         for o in outcomes:
             if o.stage == "invoices.issued":
                 ISSUE_LATENCY.observe((datetime.now(timezone.utc) - ev.occurred_at).total_seconds())
