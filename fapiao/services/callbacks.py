@@ -124,3 +124,13 @@ def retry_due(sessions: sessionmaker, post: Post, *, timeout: float, now: dateti
 def failed_callbacks(sessions: sessionmaker) -> list[CallbackRow]:
     with sessions() as s:
         return list(s.scalars(select(CallbackRow).where(CallbackRow.status == "failed").order_by(CallbackRow.id)))
+
+
+def make_all_due(sessions: sessionmaker, now: datetime) -> int:
+    """``callbacks retry --all``: every failed callback, permanent ones too, becomes due at ``now``."""
+    with sessions() as s:
+        rows = s.scalars(select(CallbackRow).where(CallbackRow.status == "failed")).all()
+        for row in rows:
+            row.next_attempt_at = now
+        s.commit()
+        return len(rows)
