@@ -7,12 +7,15 @@ the same code at an external Apache Kafka and PostgreSQL and starts no broker.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from enum import Enum
 from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fapiao.domain.tax import LINE_TAX_TOLERANCE
 
 
 class SmtpSecurity(str, Enum):
@@ -43,6 +46,10 @@ class Settings(BaseSettings):
     broker_heartbeat_interval: float = Field(1.0, gt=0, description="Seconds between consumer heartbeats.")
     fetch_max_wait_ms: int = Field(
         100, ge=1, le=10000, description="Longest a consumer fetch waits for data (Faust hard-codes 1500)."
+    )
+    line_tax_tolerance: Decimal = Field(
+        LINE_TAX_TOLERANCE, ge=Decimal("0.01"), le=Decimal("0.06"), decimal_places=2,
+        description="Largest |amount × rate − tax| a pushed order line may show (00608); 0.01 on newer devices.",
     )
     merchant_cache_seconds: float = Field(
         5.0, ge=0, description="How long a worker reuses merchant settings it looked up (0: no cache)."

@@ -40,7 +40,7 @@ def push(app: AppContext, file: Path, dry_run: bool) -> None:
     if dry_run:
         from fapiao.services.dry_run import check_messages
 
-        notes, problems = check_messages(s, messages)
+        notes, problems = check_messages(app.sessions, messages, s.line_tax_tolerance)
         for line in notes + problems:
             click.echo(line)
         if problems:

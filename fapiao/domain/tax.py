@@ -10,7 +10,7 @@ from fapiao.domain.money import round2
 ALLOWED_RATES = frozenset(Decimal(r) for r in ("0.13", "0.09", "0.06", "0.05", "0.03", "0.015", "0.01", "0"))
 ZERO_RATE_FLAGS = {"1": "免税", "2": "不征税", "3": "普通零税率"}
 LINE_AMOUNT_TOLERANCE = Decimal("0.01")  # |qty × price − amount|
-LINE_TAX_TOLERANCE = Decimal("0.06")  # |amount × rate − tax|, 0.01 on newer devices (configurable)
+LINE_TAX_TOLERANCE = Decimal("0.06")  # |amount × rate − tax|; FAPIAO_LINE_TAX_TOLERANCE sets 0.01 for newer devices
 INVOICE_TAX_TOLERANCE = Decimal("1.27")  # cumulative tax difference over an invoice
 
 

@@ -9,23 +9,23 @@ from __future__ import annotations
 from decimal import Decimal
 
 from sqlalchemy import inspect
+from sqlalchemy.orm import sessionmaker
 
-from fapiao.adapters.db import make_engine, make_session_factory
-from fapiao.config import Settings
 from fapiao.domain.merchant import PushContext
 from fapiao.domain.order_rules import check_bill
 from fapiao.services.merchants import push_context
 from schemas.bill_push import NotAnOrder, parse_push
 
 
-def check_messages(settings: Settings, messages: list[bytes]) -> tuple[list[str], list[str]]:
-    """(notes, violations), one line each."""
-    engine = make_engine(settings.db_url)
+def check_messages(sessions: sessionmaker, messages: list[bytes], line_tax_tolerance: Decimal
+                   ) -> tuple[list[str], list[str]]:
+    """(notes, violations), one line each. Reads merchant settings through ``sessions``; writes nothing."""
+    engine = sessions.kw["bind"]
     has_merchants = "orgs" in inspect(engine).get_table_names()
-    sessions = make_session_factory(engine)
     out: list[str] = []
     notes = [] if has_merchants else [
-        f"note: no merchant data in {settings.db_url}; business system and invoice-kind rules skipped"
+        f"note: no merchant data in {engine.url.render_as_string(hide_password=True)}; "
+        "business system and invoice-kind rules skipped"
     ]
     for m, raw in enumerate(messages):
         try:
@@ -38,7 +38,7 @@ def check_messages(settings: Settings, messages: list[bytes]) -> tuple[list[str]
                 with sessions() as s:
                     ctx = push_context(s, system_code=bill.businessSystemCode or push.businessSystemCode,
                                        seller_tax_id=bill.sellerTaxpayerId, qr_key=bill.qrKey,
-                                       line_tax_tolerance=Decimal("0.06"))
+                                       line_tax_tolerance=line_tax_tolerance)
             else:
                 ctx = PushContext(system=None, setting=None)
             result = check_bill(bill, ctx, push.businessSystemCode)
@@ -47,5 +47,4 @@ def check_messages(settings: Settings, messages: list[bytes]) -> tuple[list[str]
                     if not has_merchants and v.code in ("00601", "00602", "00617"):
                         continue
                     out.append(f"message {m} bill {b} ({bill.billNo}): {v.code} {v.field}: {v.message}")
-    engine.dispose()
     return notes, out
