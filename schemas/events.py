@@ -115,6 +115,9 @@ class OrderAccepted(Contract):
     warnings: list[Violation] = Field(
         default_factory=list, description="Accepted with a caveat, e.g. V7.0.18's QR key / order tax ID mismatch."
     )
+    h5_url: str | None = Field(None, description="V7.0.17: the H5 page URL, when the push set `scanh5Url` to 1.")
+    code: str = Field("0000", description="The push's answer for this bill (FACTS §1.3): 0000 保存数据成功.")
+    message: str = Field("保存数据成功")
 
 
 class OrderRejected(Contract):
@@ -125,6 +128,8 @@ class OrderRejected(Contract):
     violations: list[Violation]
     original: dict[str, Any] = Field(description="The bill exactly as pushed.")
     request_id: str | None = None
+    code: str = Field("0001", description="The push's answer for this bill (FACTS §1.3): 0001 保存数据失败.")
+    message: str = Field("保存数据失败")
 
 
 class Buyer(BaseModel):

@@ -59,7 +59,7 @@ CASES = [
     ("kind not configured", {"invoiceType": "026"}, "00603"),
     ("kind special configured", {"invoiceType": "08xdp"}, None),
     ("include tax flag bad", {"includeTaxFlag": "Y"}, "00615"),
-    ("total missing", {"totalAmount": None}, "00550"),
+    ("total missing", {"totalAmount": None}, "00551"),
     ("total as number", {"totalAmount": 1230}, None),
     ("total three places", {"totalAmount": "1230.001"}, "00613"),
     ("total not number", {"totalAmount": "abc"}, "00613"),
@@ -95,6 +95,19 @@ CASES = [
     ("tax off by 0.07", {"line0__taxAmount": "130.07"}, "00608"),
     ("tax off by 0.05", {"line0__taxAmount": "130.05"}, None),
     ("tax amount omitted is computed", {"line0__taxAmount": DELETE}, None),
+    ("preferential flag bad", {"line0__preferentialPolicyFlag": "2"}, "00561"),
+    ("preferential flag 0", {"line0__preferentialPolicyFlag": "0"}, None),
+    ("preferential flag 1 without special management", {"line0__preferentialPolicyFlag": "1"}, "00562"),
+    ("preferential flag 1 with special management",
+     {"line0__preferentialPolicyFlag": "1", "line0__vatSpecialManagement": "免税"}, None),
+    ("invoice amount equals total", {"invoiceAmount": "1230.00"}, None),
+    ("invoice amount differs from total", {"invoiceAmount": "1200.00"}, "00568"),
+    ("buyer tax id bad check digit", {"buyerTaxpayerId": "91500107MAC3BEU123"}, "00622"),
+    ("buyer tax id valid", {"buyerTaxpayerId": "91440300358768292H"}, None),
+    ("buyer tax id a resident id card", {"buyerTaxpayerId": "11010519491231002X"}, None),
+    ("buyer tax id region letters", {"buyerTaxpayerId": "91A40300358768292H"}, "00622"),
+    ("scanh5Url yes", {"scanh5Url": "1"}, None),
+    ("scanh5Url bad", {"scanh5Url": "maybe"}, "00623"),
 ]
 
 
@@ -215,3 +228,27 @@ def test_parse_push_shapes():
     for poison in (b"\xff\xfe", b"not json", b"[1,2]", b'{"hello": 1}', b'{"data": []}', b'{"data": [1]}'):
         with pytest.raises(NotAnOrder):
             parse_push(poison)
+
+
+def discounted_order(**changes) -> dict:
+    """1130 printer with a 30.00 discount line, 100 service: 销售单金额 1230, 折扣 30, 开票金额 1200."""
+    doc = discount_doc({"lineProperty": "1", "goodsName": "*文化办公用设备*打印机", "revenueCode": "1090627010000000000",
+                        "amount": "-30.00", "taxRate": "0.13", "taxAmount": "-3.45"})
+    doc.update({"totalAmount": "1230.00", "totalDiscountAmount": "30.00", "discountType": "1",
+                "invoiceAmount": "1200.00"})
+    doc.update(changes)
+    return doc
+
+
+def test_order_discount_rules_00580_00568_00550():
+    ok = check_bill(Bill.model_validate(discounted_order()), CTX)
+    assert isinstance(ok, Order) and ok.total_amount == Decimal("1200.00"), ok
+    assert codes(discounted_order(discountType="")) == {"00580"}
+    assert codes(discounted_order(invoiceAmount="1230.00")) == {"00568"}
+    assert codes(discounted_order(invoiceAmount=None)) == {"00550"}
+    assert codes(discounted_order(totalDiscountAmount="20.00", invoiceAmount="1210.00")) == {"00569"}
+
+
+def test_push_answer_codes_are_kingdees():
+    from fapiao.domain.order_rules import NOT_SAVED, SAVED
+    assert SAVED == ("0000", "保存数据成功") and NOT_SAVED == ("0001", "保存数据失败")

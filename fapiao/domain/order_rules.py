@@ -20,7 +20,7 @@ from fapiao.domain.tax import (
     ZERO_RATE_FLAGS,
     split_inclusive,
 )
-from fapiao.domain.taxid import normalise, tax_id_problem
+from fapiao.domain.taxid import buyer_id_problem, normalise, tax_id_problem
 from schemas.bill_push import Bill, BillLine
 from schemas.events import InvoiceKind, Order, OrderLine, Violation
 
@@ -55,7 +55,14 @@ NEW_CODES = {
     "00618": "二维码有效期必须为正整数天",
     "00619": "折扣行税率必须与被折扣行一致",
     "00620": "零税率标识只能用于零税率明细",
+    "00622": "买方税号无效",
+    "00623": "scanh5Url 参数错误",
 }
+
+SAVED = ("0000", "保存数据成功")  # the push's overall answer (FACTS §1.3), on orders.accepted
+NOT_SAVED = ("0001", "保存数据失败")  # ... and on orders.rejected
+PREFERENTIAL_FLAGS = {"0", "1"}
+_YES, _NO = {"1", "true", "True", "Y", "y"}, {"0", "false", "False", "N", "n"}
 
 _DATE = re.compile(r"^(\d{4})[-/](\d{1,2})[-/](\d{1,2})$|^(\d{4})(\d{2})(\d{2})$")
 
@@ -130,6 +137,11 @@ def _check_line(v: _Collector, i: int, line: BillLine, include_tax: bool | None,
         v.add("00583", f"{f}.zeroRateFlag", "明细税率为零时,必须有零税率标识（1 免税、2 不征税、3 普通零税率）")
     if rate is not None and rate != 0 and flag is not None:
         v.add("00620", f"{f}.zeroRateFlag", "零税率标识只能用于税率为0的明细")
+    policy = (line.preferentialPolicyFlag or "").strip()
+    if policy and policy not in PREFERENTIAL_FLAGS:
+        v.add("00561", f"{f}.preferentialPolicyFlag", f"优惠使用标识参数错误：{line.preferentialPolicyFlag!r}，应为 0 或 1")
+    elif policy == "1" and _blank(line.vatSpecialManagement):
+        v.add("00562", f"{f}.vatSpecialManagement", "发票使用标记为1时,增值税特殊管理不能为空")
     qty = parse_decimal(line.quantity) if not _blank(line.quantity) else None
     price = parse_decimal(line.price) if not _blank(line.price) else None
     if not _blank(line.quantity) and qty is None:
@@ -205,7 +217,19 @@ def check_bill(bill: Bill, ctx: PushContext, envelope_system: str | None = None)
     else:
         v.add("00615", "includeTaxFlag", f"含税标志 {bill.includeTaxFlag!r} 无效，应为 0 或 1")
 
-    total = _money(v, bill.totalAmount, "totalAmount", code_missing="00550", msg_missing="销售单开票金额不能为空")
+    total = _money(v, bill.totalAmount, "totalAmount", code_missing="00551", msg_missing="销售单金额不能为空")
+    discount = invoice_amount = None
+    if not _blank(bill.totalDiscountAmount):
+        discount = _money(v, bill.totalDiscountAmount, "totalDiscountAmount", code_missing="", msg_missing="")
+        if discount is not None and discount > 0 and _blank(bill.discountType):
+            v.add("00580", "discountType", "订单总折扣金额大于0时,折扣方式不能为空")
+    if not _blank(bill.invoiceAmount):
+        invoice_amount = _money(v, bill.invoiceAmount, "invoiceAmount", code_missing="", msg_missing="")
+    elif discount:
+        v.add("00550", "invoiceAmount", "销售单开票金额不能为空（有订单总折扣金额时必填）")
+    if invoice_amount is not None and total is not None and total - (discount or 0) != invoice_amount:
+        v.add("00568", "invoiceAmount",
+              f"总金额减去折扣额不等于开票金额：{total} − {discount or Decimal('0.00')} ≠ {invoice_amount}")
     if _blank(bill.sellerName):
         v.add("00616", "sellerName", "销售方名称不能为空")
 
@@ -239,6 +263,13 @@ def check_bill(bill: Bill, ctx: PushContext, envelope_system: str | None = None)
     v.too_long(bill.buyerRecipientMail, 100, "00579", "buyerRecipientMail", "买方邮箱超长")
     v.too_long(bill.buyerRecipientPhone, 20, "00544", "buyerRecipientPhone", "买方手机号码超长")
     v.too_long(bill.buyerTaxpayerId, 20, "0581", "buyerTaxpayerId", "买方税号超长")
+    if not _blank(bill.buyerTaxpayerId) and len(normalise(bill.buyerTaxpayerId)) <= 20:
+        # As on the H5 form; an 18-digit value may be a person's 居民身份证 number (GB 11643).
+        problem = buyer_id_problem(bill.buyerTaxpayerId, person=True)
+        if problem:
+            v.add("00622", "buyerTaxpayerId", f"买方税号无效：{problem}")
+    if not _blank(bill.scanh5Url) and bill.scanh5Url.strip() not in _YES | _NO:
+        v.add("00623", "scanh5Url", f"scanh5Url 参数错误：{bill.scanh5Url!r}，应为 0 或 1")
 
     lines = bill.billDetail or []
     if not lines:
@@ -259,8 +290,16 @@ def check_bill(bill: Bill, ctx: PushContext, envelope_system: str | None = None)
             v.add("00567", f"billDetail[{i}].amount", "折扣金额大于可折扣比例金额")
 
     amounts = [c["amount"] for c in checked]
-    if total is not None and lines and all(a is not None for a in amounts) and sum(amounts) != total:
-        v.add("00569", "totalAmount", f"明细金额之和（{sum(amounts)}）不等于总金额（{total}）")
+    if total is not None and lines and all(a is not None for a in amounts):
+        if discount is None and sum(amounts) != total:
+            v.add("00569", "totalAmount", f"明细金额之和（{sum(amounts)}）不等于总金额（{total}）")
+        elif discount is not None:  # totalAmount is before the discount, which the discount lines carry
+            gross = sum(c["amount"] for c in checked if c["prop"] != "discount")
+            off = -sum((c["amount"] for c in checked if c["prop"] == "discount"), Decimal("0.00"))
+            if gross != total:
+                v.add("00569", "totalAmount", f"正常明细金额之和（{gross}）不等于总金额（{total}）")
+            if off != discount:
+                v.add("00569", "totalDiscountAmount", f"折扣行金额之和（{off}）不等于订单总折扣金额（{discount}）")
     cumulative = sum((c["diff"] for c in checked), Decimal(0))
     if abs(cumulative) > INVOICE_TAX_TOLERANCE:
         v.add("00609", "billDetail", f"发票累计税额误差 {round2(cumulative)} 超过1.27")
@@ -273,7 +312,7 @@ def check_bill(bill: Bill, ctx: PushContext, envelope_system: str | None = None)
         bill_date=bill_date.isoformat(),
         invoice_kind=InvoiceKind(kind),
         include_tax=include_tax,
-        total_amount=total,
+        total_amount=total - (discount or 0),
         seller_name=bill.sellerName.strip(),
         seller_tax_id=seller_tax_id,
         seller_address_tel=bill.sellerAddressAndTel,
@@ -304,6 +343,11 @@ def check_bill(bill: Bill, ctx: PushContext, envelope_system: str | None = None)
             for i, (line, c) in enumerate(zip(lines, checked))
         ],
     )
+
+
+def wants_h5_url(bill: Bill) -> bool:
+    """V7.0.17: the push asked (``scanh5Url``) for the H5 page URL as well as the QR link."""
+    return (bill.scanh5Url or "").strip() in _YES
 
 
 def key_tax_id_warning(setting_tax_id: str, order_tax_id: str) -> Violation | None:

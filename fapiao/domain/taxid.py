@@ -30,6 +30,8 @@ def tax_id_problem(raw: str) -> str | None:
     if len(value) == 18:
         if any(c not in USCC_ALPHABET for c in value):
             return "税号含有无效字符（统一社会信用代码不含 I、O、S、V、Z）"
+        if not value[2:8].isdigit():  # positions 3-8: the administrative-region code (GB 32100)
+            return "税号第3至8位应为行政区划代码（6位数字）"
         if uscc_check_char(value[:17]) != value[17]:
             return "税号校验位错误，请核对统一社会信用代码"
         return None
@@ -49,3 +51,13 @@ def id_card_problem(raw: str) -> str | None:
     if id_card_check_char(value[:17]) != value[17]:
         return "身份证号校验位错误"
     return None
+
+
+def buyer_id_problem(raw: str, *, person: bool) -> str | None:
+    """The buyer's 税号: a taxpayer ID, or for a 个人 buyer also a 居民身份证 number (GB 11643).
+
+    An 18-digit value (last may be X) from a person is read as an ID card unless it is a valid USCC."""
+    value = normalise(raw)
+    if person and re.fullmatch(r"\d{17}[\dX]", value) and tax_id_problem(value) is not None:
+        return id_card_problem(value)
+    return tax_id_problem(value)

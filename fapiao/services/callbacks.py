@@ -30,12 +30,13 @@ def payload(event) -> tuple[str, str | None, dict]:
     if isinstance(event, OrderAccepted):
         o = event.order
         return "accepted", o.business_system_code, {
-            "Event": "accepted", "SaleNo": o.bill_no, "TaxNo": o.seller_tax_id, "QrLink": event.link,
-            "ExpiresAt": event.link_expires_at.isoformat(), "Timestamp": stamp,
+            "Event": "accepted", "Code": event.code, "Message": event.message, "SaleNo": o.bill_no,
+            "TaxNo": o.seller_tax_id, "QrLink": event.link, "ExpiresAt": event.link_expires_at.isoformat(),
+            **({"H5Url": event.h5_url} if event.h5_url else {}), "Timestamp": stamp,
         }
     if isinstance(event, OrderRejected):
         return "rejected", event.business_system_code, {
-            "Event": "rejected", "SaleNo": event.bill_no, "TaxNo": event.order_key.split(":", 1)[0],
+            "Event": "rejected", "Code": event.code, "Message": event.message, "SaleNo": event.bill_no, "TaxNo": event.order_key.split(":", 1)[0],
             "Errors": [v.model_dump() for v in event.violations], "Timestamp": stamp,
         }
     if isinstance(event, InvoiceIssued):

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fapiao.adapters.db import OrderRow
 from fapiao.domain.links import make_token, new_link_id
-from fapiao.domain.order_rules import check_bill, key_tax_id_warning
+from fapiao.domain.order_rules import check_bill, key_tax_id_warning, wants_h5_url
 from fapiao.services import Outcome, stable_id
 from fapiao.services.merchants import ContextCache
 from fapiao.topics import order_key
@@ -53,8 +53,9 @@ def _rejected(bill: Bill, push: BillPush, index: int, violations: list[Violation
     )
 
 
-def _accepted(row: OrderRow, order: Order, minter: LinkMinter, request_id: str | None) -> Outcome:
+def _accepted(row: OrderRow, order: Order, minter: LinkMinter, request_id: str | None, h5: bool = False) -> Outcome:
     expires = row.link_expires_at
+    link = minter.url(row.link_id, expires)
     return Outcome(
         "orders.accepted",
         OrderAccepted(
@@ -62,9 +63,10 @@ def _accepted(row: OrderRow, order: Order, minter: LinkMinter, request_id: str |
             occurred_at=row.created_at,
             order_key=order_key(row.seller_tax_id, row.bill_no).decode(),
             order=order,
-            link=minter.url(row.link_id, expires),
+            link=link,
             link_expires_at=expires,
             request_id=request_id,
+            h5_url=link if h5 else None,  # the QR link already opens the H5 page
         ),
     )
 
@@ -169,7 +171,7 @@ def ingest_pushes(
                                          message="销售单已存在,不能重复导入（内容与已导入的不同）")
                     outcomes.append(_rejected(bill, push, index, [conflict]))
                     continue
-                accepted = _accepted(row, result, minter, push.requestId)
+                accepted = _accepted(row, result, minter, push.requestId, wants_h5_url(bill))
                 warning = key_tax_id_warning(ctx.setting.org.tax_id, result.seller_tax_id)
                 if warning is not None:
                     accepted = Outcome("orders.accepted", accepted.event.model_copy(update={"warnings": [warning]}))
