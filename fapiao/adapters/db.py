@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     Numeric,
     String,
@@ -23,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
@@ -129,6 +131,7 @@ class OrderRow(Base):
     link_expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     status: Mapped[str] = mapped_column(String(20), default="accepted")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    generation: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # issue round; 2 after 重开
 
 
 class SubmissionRow(Base):
@@ -144,9 +147,13 @@ class SubmissionRow(Base):
 
 
 class InvoiceRow(Base):
+    """Blue invoices (one per order and generation) and the red ones that reverse them (``red_of``)."""
+
     __tablename__ = "invoices"
+    __table_args__ = (Index("uq_invoices_blue_generation", "order_id", "generation", unique=True,
+                            postgresql_where=text("red_of IS NULL"), sqlite_where=text("red_of IS NULL")),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), unique=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
     seller_tax_id: Mapped[str] = mapped_column(String(20), index=True)
     number: Mapped[str | None] = mapped_column(String(20), unique=True)
     status: Mapped[str] = mapped_column(String(20))  # issuing | issued | failed
@@ -156,6 +163,53 @@ class InvoiceRow(Base):
     error: Mapped[str | None] = mapped_column(String(500))
     issued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    generation: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    red_of: Mapped[str | None] = mapped_column(String(20), index=True)  # the blue number a red invoice reverses
+    confirmation_id: Mapped[str | None] = mapped_column(String(36), unique=True)  # its 红字确认单
+    reversed_with_tax: Mapped[Decimal] = mapped_column(Money, default=Decimal("0"), server_default="0")
+
+
+class OrderEventRow(Base):
+    """Facts about an order recorded nowhere else: a rejection (with its codes), the buyer's first scan."""
+
+    __tablename__ = "order_events"
+    __table_args__ = (Index("ix_order_events_seller_bill", "seller_tax_id", "bill_no"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(100), unique=True)
+    seller_tax_id: Mapped[str] = mapped_column(String(20))
+    bill_no: Mapped[str] = mapped_column(String(40))
+    kind: Mapped[str] = mapped_column(String(20))  # rejected | scanned
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class RedConfirmationRow(Base):
+    """红字确认单: one reversal of a blue invoice, whole or per line (amounts positive, as taken from the blue)."""
+
+    __tablename__ = "red_confirmations"
+    __table_args__ = (UniqueConstraint("seller_tax_id", "request_id", name="uq_red_confirmations_request"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    confirmation_id: Mapped[str] = mapped_column(String(36), unique=True)
+    request_id: Mapped[str] = mapped_column(String(100))
+    seller_tax_id: Mapped[str] = mapped_column(String(20))
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    blue_invoice_id: Mapped[int] = mapped_column(ForeignKey("invoices.id"), index=True)
+    blue_number: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str] = mapped_column(String(10))
+    whole: Mapped[bool] = mapped_column(Boolean)
+    lines: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    total_amount: Mapped[Decimal] = mapped_column(Money)
+    total_tax: Mapped[Decimal] = mapped_column(Money)
+    total_with_tax: Mapped[Decimal] = mapped_column(Money)
+    status: Mapped[str] = mapped_column(String(20), index=True)  # pending | confirmed | issued | cancelled
+    requested_by: Mapped[str] = mapped_column(String(20))
+    red_number: Mapped[str | None] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    lapses_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    issued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
 class SandboxIssueRow(Base):
