@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fapiao.adapters.pdf import render_invoice_pdf
 from fapiao.domain.buyer import BUYER_TYPE_LABELS
-from fapiao.domain.order_rules import KIND_NAMES
+from fapiao.domain.invoice import invoice_title
 from fapiao.adapters.html import templates
 from schemas.events import Invoice
 
@@ -38,7 +38,7 @@ class DocumentStore:
 
     def render_html(self, invoice: Invoice) -> str:
         return templates.get_template("invoice.html").render(
-            inv=invoice, kind_name=KIND_NAMES.get(invoice.kind.value, invoice.kind.value), buyer_labels=BUYER_TYPE_LABELS
+            inv=invoice, title=invoice_title(invoice.kind), buyer_labels=BUYER_TYPE_LABELS
         )
 
     def save(self, invoice: Invoice) -> dict[str, str]:

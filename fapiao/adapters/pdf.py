@@ -21,7 +21,7 @@ from fpdf import FPDF
 
 from fapiao.adapters.qr import qr_png
 from fapiao.domain.buyer import BUYER_TYPE_LABELS
-from fapiao.domain.order_rules import KIND_NAMES
+from fapiao.domain.invoice import invoice_qr_payload, invoice_title
 from schemas.events import Invoice
 
 CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fapiao"
@@ -93,12 +93,11 @@ def render_invoice_pdf(inv: Invoice) -> bytes:
     pdf.set_text_color(*BROWN)
     pdf.set_draw_color(*BROWN)
 
-    qr = f"01,{inv.kind.value},,{inv.number},{inv.total_amount},{inv.issued_at:%Y%m%d},,"
+    qr = invoice_qr_payload(inv)
     pdf.image(io.BytesIO(qr_png(qr, scale=3)), x=10, y=8, w=22, h=22)
     pdf.set_font("cjk", size=17)
     pdf.set_xy(40, 10)
-    pdf.cell(160, 10, f"电子发票（{KIND_NAMES.get(inv.kind.value, inv.kind.value).removeprefix('数电票（').rstrip('）')}）",
-             align="C")
+    pdf.cell(160, 10, invoice_title(inv.kind), align="C")
     pdf.set_font("cjk", size=9)
     pdf.set_xy(172, 10)
     pdf.multi_cell(62, 5, f"发票号码：{inv.number}\n开票日期：{inv.issued_at:%Y年%m月%d日}", align="L")

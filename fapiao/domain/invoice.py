@@ -2,12 +2,46 @@
 
 from __future__ import annotations
 
+import binascii
 from datetime import datetime
 from decimal import Decimal
 
 from fapiao.domain.money import round2, to_chinese_upper
 from fapiao.domain.tax import split
-from schemas.events import Buyer, Invoice, InvoiceLine, Order
+from schemas.events import Buyer, Invoice, InvoiceKind, InvoiceLine, Order
+
+# The title printed at the top of the invoice, as the 数电 layout prints it; the HTML and the PDF both use it.
+INVOICE_TITLES = {
+    InvoiceKind.digital_special: "电子发票（增值税专用发票）",
+    InvoiceKind.digital_normal: "电子发票（普通发票）",
+    InvoiceKind.paper_special: "增值税专用发票",
+    InvoiceKind.paper_normal: "普通发票",
+    InvoiceKind.electronic_normal: "电子发票（普通发票）",
+    InvoiceKind.electronic_special: "电子发票（增值税专用发票）",
+    InvoiceKind.roll: "增值税普通发票（卷票）",
+}
+SPECIAL = frozenset({InvoiceKind.digital_special, InvoiceKind.paper_special, InvoiceKind.electronic_special})
+
+
+def invoice_title(kind: InvoiceKind) -> str:
+    return INVOICE_TITLES[InvoiceKind(kind)]
+
+
+def qr_kind_code(kind: InvoiceKind) -> str:
+    """FACTS §3.1: 31 数电专票, 32 数电普票. Every invoice fapiao issues carries a 20-digit 数电 number and no
+    invoice code, so its QR uses the 数电 codes: 31 for the special kinds, 32 for the others (decision)."""
+    return "31" if InvoiceKind(kind) in SPECIAL else "32"
+
+
+def invoice_qr_payload(invoice: Invoice) -> str:
+    """The content of the invoice's QR, as tax-bureau verification apps read it (FACTS §3.1):
+    ``01,<kind>,,<20-digit number>,<amount>,<yyyymmdd>,,<4 hex>``.
+
+    Decisions where FACTS is UNCONFIRMED: the amount is 合计金额 (excluding tax, 2 places); the 4 hex characters
+    are the CRC-16/CCITT-FALSE (``binascii.crc_hqx`` from 0xFFFF) of everything before them, upper case."""
+    head = (f"01,{qr_kind_code(invoice.kind)},,{invoice.number},{round2(invoice.total_amount)},"
+            f"{invoice.issued_at:%Y%m%d},,")
+    return f"{head}{binascii.crc_hqx(head.encode(), 0xFFFF):04X}"
 
 
 class IssueRefused(Exception):
