@@ -8,6 +8,7 @@ import smtplib
 import ssl
 import time
 from email.message import EmailMessage
+from email.utils import formatdate
 from pathlib import Path
 
 from fapiao.config import Settings, SmtpSecurity
@@ -28,6 +29,8 @@ class SmtpMailer:
 
     def send(self, msg: EmailMessage) -> None:
         s = self.s
+        if msg["Date"] is None:  # RFC 5322 requires it; mail clients sort and show by it
+            msg["Date"] = formatdate(localtime=True)
         try:
             if s.smtp_security == SmtpSecurity.ssl:
                 client = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=self._tls())
