@@ -33,9 +33,11 @@ from fapiao.services.system_scan import (
 from fapiao.services.scan import (
     invoice_document,
     mark_submitted,
+    prefilled_form,
     request_resend,
     scan_view,
     submission_event,
+    with_key_tax_id_check,
 )
 
 log = logging.getLogger("fapiao.gateway")
@@ -55,7 +57,7 @@ async def _view(request: web.Request):
     synced = request.app[SETTINGS_CACHE].get(f"qr:{view.qr_key}") if view.qr_key else None
     if synced is not None and not synced.enabled and view.status != "issued":  # an issued invoice stays viewable
         return None, message(403, "二维码已停用", "该开票二维码已被商家停用，请联系商家。")
-    return (link, view), None
+    return (link, with_key_tax_id_check(view, synced.org.tax_id if synced else None)), None
 
 
 async def scan_page(request: web.Request) -> web.Response:
@@ -64,7 +66,7 @@ async def scan_page(request: web.Request) -> web.Response:
         return error
     link, view = found
     notice = "已重新发送，请查收" if request.query.get("resent") else None
-    return render("h5.html", view=view, token=request.match_info["token"], form={}, errors={},
+    return render("h5.html", view=view, token=request.match_info["token"], form=prefilled_form(view.order), errors={},
                   special=view.order.invoice_kind in SPECIAL_KINDS, notice=notice)
 
 

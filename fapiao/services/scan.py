@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Mapping
@@ -14,6 +14,7 @@ from sqlalchemy.orm import sessionmaker
 
 from fapiao.adapters.db import DeliveryRow, InvoiceRow, OrderRow, SubmissionRow
 from fapiao.domain.buyer import check_buyer
+from fapiao.domain.order_rules import key_tax_id_warning
 from fapiao.services import stable_id
 from fapiao.services.issue import delivery_requests, record_submission
 from fapiao.topics import order_key
@@ -30,6 +31,21 @@ class ScanView:
     error: str | None = None
     deliveries: tuple[tuple[str, str, str], ...] = ()  # (channel, target, status)
     qr_key: str | None = None
+    tax_id_notice: str | None = None  # V7.0.18: the QR key's tax ID is not the order's
+
+
+def with_key_tax_id_check(view: ScanView, key_tax_id: str | None) -> ScanView:
+    """V7.0.18: tell the buyer when the tax ID behind the QR's key differs from the order's seller tax ID. Issuing
+    still proceeds with the order's tax ID (the invoice is built from the order)."""
+    warning = key_tax_id_warning(key_tax_id, view.order.seller_tax_id) if key_tax_id else None
+    return replace(view, tax_id_notice=warning.message if warning else None)
+
+
+def prefilled_form(order: Order) -> dict[str, str]:
+    """The buyer fields an order brought (a buyer-title mapping), to start the form with. What the buyer submits
+    is what the invoice carries: their own entry wins over the mapping."""
+    known = {"title": order.buyer_name, "tax_id": order.buyer_tax_id, "email": order.buyer_email}
+    return {k: v for k, v in known.items() if v}
 
 
 def scan_view(sessions: sessionmaker, link_id: str) -> ScanView | None:

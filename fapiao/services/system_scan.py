@@ -16,6 +16,7 @@ from fapiao.adapters.http_client import PermanentHttpError
 from fapiao.adapters.order_query import OrderNotFound
 from fapiao.domain.merchant import BusinessSystemView, OrgView, PushContext, QrSettingView
 from fapiao.domain.order_rules import check_bill
+from fapiao.domain.taxid import normalise
 from fapiao.errors import Transient
 from fapiao.services.ingest import LinkMinter, content_hash, store_orders
 from schemas.bill_push import Bill
@@ -93,8 +94,12 @@ def obtain_order(sessions: sessionmaker, minter: LinkMinter, setting: SettingsRe
             return Obtained(error="商家订单系统暂时无法访问，请稍后再试")
         except PermanentHttpError as exc:
             return Obtained(error=f"商家订单系统拒绝了查询（HTTP {exc.status}），请联系商家")
-        bill = Bill.model_validate({**doc, "billNo": bill_no, "sellerName": setting.org.seller_name,
-                                    "sellerTaxpayerId": seller, "invoiceType": kind,
+        # V7.0.18: a seller tax ID the merchant's order carries wins over the key's (never overwritten); the H5
+        # page then tells the buyer the two differ (scan.with_key_tax_id_check).
+        order_seller = str(doc.get("sellerTaxpayerId") or "").strip() or seller
+        bill = Bill.model_validate({**doc, "billNo": bill_no,
+                                    "sellerName": doc.get("sellerName") or setting.org.seller_name,
+                                    "sellerTaxpayerId": order_seller, "invoiceType": kind,
                                     "businessSystemCode": setting.business_system_code or "QR",
                                     "billDate": doc.get("billDate") or now.date().isoformat()})
         org = OrgView(setting.org.org_code, setting.org.seller_name, seller, setting.org.address_tel,
@@ -102,14 +107,15 @@ def obtain_order(sessions: sessionmaker, minter: LinkMinter, setting: SettingsRe
         ctx = PushContext(system=BusinessSystemView(bill.businessSystemCode, "", True),
                           setting=QrSettingView(key=setting.key or "", org=org, kinds=frozenset(setting.kinds),
                                                 validity_days=setting.validity_days or 1),
-                          known_org_tax_ids=frozenset({seller}))
+                          known_org_tax_ids=frozenset({seller, normalise(order_seller)}))
         result = check_bill(bill, ctx)
         if isinstance(result, list):
             return Obtained(error="商家返回的订单不能开票：" + "；".join(f"{v.code} {v.message}" for v in result))
         if result.total_amount != amount:
             return Obtained(error=f"订单金额（¥{result.total_amount}）与二维码金额（¥{amount}）不一致，请联系商家")
-        wanted = {(seller, bill_no): (result, content_hash(result), setting.key, setting.validity_days or 1)}
-        row = store_orders(s, wanted, now)[(seller, bill_no)]
+        key = (result.seller_tax_id, bill_no)
+        wanted = {key: (result, content_hash(result), setting.key, setting.validity_days or 1)}
+        row = store_orders(s, wanted, now)[key]
         return Obtained(link=minter.url(row.link_id, row.link_expires_at))
 
 
