@@ -20,10 +20,10 @@ def test_sandbox_transient_then_ok(sessions, tmp_path):
     issuer.fail_next("transient")
     with pytest.raises(Transient):
         handle_submission(sessions, issuer, ev)
-    with sessions() as s:
-        assert s.scalar(select(InvoiceRow)).status == "issuing"  # claimed, not issued, not failed
-    [issued, *_] = handle_submission(sessions, issuer, ev)
-    assert issued.stage == "invoices.issued"
+    with sessions() as s:  # the batch's transaction rolled back: not issued, not failed, no number taken
+        assert s.scalar(select(InvoiceRow)) is None
+    [issued] = handle_submission(sessions, issuer, ev)
+    assert issued.stage == "invoices.issued" and int(issued.event.invoice.number[-11:]) == 1
 
 
 def test_sandbox_permanent_failure(sessions, tmp_path):

@@ -24,10 +24,12 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    select,
     text,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 Money = Numeric(14, 2)
 
@@ -229,6 +231,14 @@ class SandboxSequenceRow(Base):
     last: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class IssueLockRow(Base):
+    """One row per seller, locked (SELECT ... FOR UPDATE) by the transaction that checks the seller's monthly
+    quota and records its invoices, so two issuers serialise per seller (see ``lock_sellers``)."""
+
+    __tablename__ = "issue_locks"
+    seller_tax_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+
+
 class DeliveryRow(Base):
     __tablename__ = "deliveries"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -287,6 +297,25 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return create_engine(url, pool_pre_ping=True)
+
+
+def begin_write(s: Session) -> None:
+    """Start the session's transaction as a writer. On SQLite this takes the database's write lock now
+    (``BEGIN IMMEDIATE``), so what the transaction reads stays true until it commits; call it before anything else
+    in the session. On PostgreSQL nothing happens: lock the rows you depend on (``lock_sellers``)."""
+    if s.get_bind().dialect.name == "sqlite":
+        s.connection().exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def lock_sellers(s: Session, seller_tax_ids) -> None:
+    """Lock each seller's ``issue_locks`` row until the transaction ends, in sorted order (no deadlock between two
+    issuers). On SQLite the write lock of ``begin_write`` already serialises every writer."""
+    sellers = sorted(set(seller_tax_ids))
+    if not sellers or s.get_bind().dialect.name == "sqlite":
+        return
+    s.execute(pg_insert(IssueLockRow).values([{"seller_tax_id": x} for x in sellers]).on_conflict_do_nothing())
+    s.execute(select(IssueLockRow.seller_tax_id).where(IssueLockRow.seller_tax_id.in_(sellers))
+              .order_by(IssueLockRow.seller_tax_id).with_for_update())
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:

@@ -9,10 +9,9 @@ from datetime import datetime, timezone
 from typing import Protocol
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
-from fapiao.adapters.db import SandboxIssueRow, SandboxSequenceRow
+from fapiao.adapters.db import SandboxIssueRow, SandboxSequenceRow, begin_write, lock_sellers
 from fapiao.adapters.http_client import PermanentHttpError, post_json
 from fapiao.domain.invoice import IssueRefused, invoice_number
 from fapiao.errors import Transient
@@ -22,7 +21,10 @@ from schemas.events import Invoice
 class Issuer(Protocol):
     def issue(self, idempotency_key: str, draft: Invoice) -> tuple[str, datetime]:
         """The invoice number and issue time for this key; the same key always gets the same answer.
-        Raises Transient (try again) or IssueRefused (permanent)."""
+        Raises Transient (try again) or IssueRefused (permanent).
+
+        An issuer whose ledger lives in our own database may also offer ``issue_within(session, items)``, numbering
+        a batch inside the caller's transaction (see SandboxIssuer); the issuing service uses it when present."""
 
 
 class SandboxIssuer:
@@ -41,37 +43,52 @@ class SandboxIssuer:
         self._failures.extend([kind] * times)
 
     def issue(self, idempotency_key: str, draft: Invoice) -> tuple[str, datetime]:
-        seller_tax_id, issued_at = draft.seller_tax_id, draft.issued_at
-        if self._failures:
-            kind = self._failures.pop(0)
-            if kind == "transient":
-                raise Transient("sandbox issuer: simulated transient failure")
-            raise IssueRefused("ISSUER_REFUSED", "sandbox issuer: simulated permanent refusal")
-        for _ in range(5):
-            with self.sessions() as s:
-                done = s.get(SandboxIssueRow, idempotency_key)
-                if done is not None:
-                    return done.number, done.issued_at
-                seq = s.scalar(
-                    select(SandboxSequenceRow)
-                    .where(SandboxSequenceRow.seller_tax_id == seller_tax_id, SandboxSequenceRow.year == issued_at.year)
-                    .with_for_update()
-                )
-                if seq is None:
-                    seq = SandboxSequenceRow(seller_tax_id=seller_tax_id, year=issued_at.year, last=0)
-                    s.add(seq)
+        """One number in a transaction of its own (the seller locked meanwhile); see ``issue_within``."""
+        with self.sessions() as s:
+            begin_write(s)
+            lock_sellers(s, [draft.seller_tax_id])
+            [answer] = self.issue_within(s, [(idempotency_key, draft)])
+            if isinstance(answer, IssueRefused):
+                raise answer
+            s.commit()
+            return answer
+
+    def issue_within(self, s: Session, items: list[tuple[str, Invoice]]) -> list[tuple[str, datetime] | IssueRefused]:
+        """Numbers for many (idempotency key, draft) pairs inside the caller's transaction, which holds the sellers'
+        locks (``begin_write`` + ``lock_sellers``). Nothing is committed here: a number is taken exactly when the
+        caller's transaction commits, so numbering stays gap-free. Answers in order: (number, issue time), or the
+        refusal. A key seen before gets its number again. Raises Transient (the caller rolls back)."""
+        answers: dict[str, tuple[str, datetime] | IssueRefused] = {}
+        keys = list(dict.fromkeys(key for key, _ in items))
+        for i in range(0, len(keys), 500):
+            for done in s.scalars(select(SandboxIssueRow).where(SandboxIssueRow.idempotency_key.in_(keys[i:i + 500]))):
+                answers[done.idempotency_key] = (done.number, done.issued_at)
+        wanted: dict[tuple[str, int], list[tuple[str, Invoice]]] = {}
+        for key, draft in items:
+            if key in answers:
+                continue
+            if self._failures:
+                if self._failures.pop(0) == "transient":
+                    raise Transient("sandbox issuer: simulated transient failure")
+                answers[key] = IssueRefused("ISSUER_REFUSED", "sandbox issuer: simulated permanent refusal")
+                continue
+            answers[key] = None  # taken below; a key twice in items gets one number
+            wanted.setdefault((draft.seller_tax_id, draft.issued_at.year), []).append((key, draft))
+        for (seller_tax_id, year), group in wanted.items():
+            seq = s.scalar(select(SandboxSequenceRow).where(SandboxSequenceRow.seller_tax_id == seller_tax_id,
+                                                            SandboxSequenceRow.year == year).with_for_update())
+            if seq is None:
+                seq = SandboxSequenceRow(seller_tax_id=seller_tax_id, year=year, last=0)
+                s.add(seq)
+            for key, draft in group:
                 seq.last += 1
                 # Sequences are per seller; the seller's place among sellers keeps numbers unique across sellers.
-                number = invoice_number(issued_at, self.province, self.channel, seq.last)
+                number = invoice_number(draft.issued_at, self.province, self.channel, seq.last)
                 number = number[:5] + _seller_prefix(seller_tax_id) + number[9:]
-                s.add(SandboxIssueRow(idempotency_key=idempotency_key, seller_tax_id=seller_tax_id, number=number,
-                                      issued_at=issued_at))
-                try:
-                    s.commit()
-                    return number, issued_at
-                except IntegrityError:
-                    s.rollback()  # a racing call took this key or sequence value: read again
-        raise Transient("sandbox issuer: could not allocate a number")
+                s.add(SandboxIssueRow(idempotency_key=key, seller_tax_id=seller_tax_id, number=number,
+                                      issued_at=draft.issued_at))
+                answers[key] = (number, draft.issued_at)
+        return [answers[key] for key, _ in items]
 
 
 class HttpIssuer:

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from fapiao.adapters.db import InvoiceRow, OrderRow, SubmissionRow
+from fapiao.adapters.db import InvoiceRow, OrderRow, SubmissionRow, begin_write, lock_sellers
 from fapiao.adapters.issuer import Issuer
 from fapiao.domain.invoice import IssueRefused, build_invoice, check_monthly_limit
 from fapiao.domain.merchant import ScanType
@@ -72,98 +72,186 @@ def delivery_requests(invoice: Invoice, order_key: str, reason: str = "issued", 
     return out
 
 
-def _issued(row: InvoiceRow, order_key: str) -> list[Outcome]:
-    invoice = Invoice.model_validate(row.invoice)
-    issued = InvoiceIssued(
-        event_id=stable_id("issued", invoice.number),
-        occurred_at=invoice.issued_at,
-        order_key=order_key,
-        invoice=invoice,
-        documents=row.documents or {},
+def _issued(row: InvoiceRow, order_key: str, invoice: Invoice | None = None) -> Outcome:
+    invoice = invoice or Invoice.model_validate(row.invoice)
+    return Outcome(
+        "invoices.issued",
+        InvoiceIssued(
+            event_id=stable_id("issued", invoice.number),
+            occurred_at=invoice.issued_at,
+            order_key=order_key,
+            invoice=invoice,
+            documents=row.documents or {},
+        ),
     )
-    return [Outcome("invoices.issued", issued)]
 
 
-def _failed(order_key: str, code: str, reason: str, retryable: bool) -> list[Outcome]:
-    return [
-        Outcome(
-            "invoices.failed",
-            InvoiceFailed(
-                event_id=stable_id("failed", order_key, code, reason),
-                order_key=order_key,
-                code=code,
-                reason=reason,
-                retryable=retryable,
-            ),
-        )
-    ]
+def _failed(order_key: str, code: str, reason: str, retryable: bool) -> Outcome:
+    return Outcome(
+        "invoices.failed",
+        InvoiceFailed(
+            event_id=stable_id("failed", order_key, code, reason),
+            order_key=order_key,
+            code=code,
+            reason=reason,
+            retryable=retryable,
+        ),
+    )
 
 
-def _claim(s: Session, order: OrderRow, now: datetime) -> InvoiceRow:
-    """The one invoice row of this order, created in state ``issuing`` if it does not exist yet."""
-    row = s.scalar(select(InvoiceRow).where(InvoiceRow.order_id == order.id))
-    if row is not None:
-        return row
-    s.add(InvoiceRow(order_id=order.id, seller_tax_id=order.seller_tax_id, status="issuing", created_at=now))
-    try:
-        s.commit()
-    except IntegrityError:
-        s.rollback()
-    return s.scalar(select(InvoiceRow).where(InvoiceRow.order_id == order.id))
+def _orders(s: Session, order_keys: set[str]) -> dict[str, OrderRow]:
+    wanted = {tuple(k.partition(":")[::2]) for k in order_keys}
+    bill_nos = sorted({bill_no for _, bill_no in wanted})
+    found = {}
+    for i in range(0, len(bill_nos), 500):
+        for row in s.scalars(select(OrderRow).where(OrderRow.bill_no.in_(bill_nos[i : i + 500]))):
+            if (row.seller_tax_id, row.bill_no) in wanted:
+                found[f"{row.seller_tax_id}:{row.bill_no}"] = row
+    return found
 
 
-def _issued_this_month(s: Session, seller_tax_id: str, now: datetime) -> Decimal:
+def _by_order(s: Session, model, order_ids: list[int]) -> dict:
+    rows = {}
+    for i in range(0, len(order_ids), 500):
+        rows.update((r.order_id, r) for r in s.scalars(select(model).where(model.order_id.in_(order_ids[i : i + 500]))))
+    return rows
+
+
+def _issued_this_month(s: Session, sellers: set[str], now: datetime) -> dict[str, Decimal]:
+    """Each seller's issued total this month (read under the sellers' locks, so it stays true until commit)."""
     start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-    total = s.scalar(
-        select(func.coalesce(func.sum(InvoiceRow.total_with_tax), 0)).where(
-            InvoiceRow.seller_tax_id == seller_tax_id, InvoiceRow.status == "issued", InvoiceRow.issued_at >= start
+    totals = {seller: Decimal("0.00") for seller in sellers}
+    if sellers:
+        rows = s.execute(
+            select(InvoiceRow.seller_tax_id, func.coalesce(func.sum(InvoiceRow.total_with_tax), 0))
+            .where(InvoiceRow.seller_tax_id.in_(sorted(sellers)), InvoiceRow.status == "issued",
+                   InvoiceRow.issued_at >= start)
+            .group_by(InvoiceRow.seller_tax_id)
         )
-    )
-    return Decimal(total)
+        totals.update((seller, Decimal(total)) for seller, total in rows)
+    return totals
+
+
+def _number(s: Session, issuer: Issuer, items: list[tuple[str, Invoice]]) -> list:
+    """(number, issue time) or IssueRefused for each (order key, draft); Transient propagates."""
+    issue_within = getattr(issuer, "issue_within", None)
+    if issue_within is not None:
+        return issue_within(s, items)
+    answers = []
+    for key, draft in items:  # an external platform: one call per invoice, each idempotent by the order key
+        try:
+            answers.append(issuer.issue(key, draft))
+        except IssueRefused as exc:
+            answers.append(exc)
+    return answers
+
+
+def issue_submissions(sessions: sessionmaker, issuer: Issuer, events: list[BuyerSubmitted],
+                      now: datetime | None = None) -> list[list[Outcome]]:
+    """Issue what a batch of submissions asks for, in ONE transaction that holds the sellers' locks (SQLite: the
+    write lock; PostgreSQL: each seller's ``issue_locks`` row): record each buyer's title, check each seller's
+    monthly quota (授信额度) against what is issued this month, take the numbers, record the invoices (issued or
+    refused) and the orders' states, commit. Returns each event's outcomes, in order: ``invoices.issued``,
+    ``invoices.failed``, or nothing (扫码提交抬头 without 默认开票: the order waits for the merchant).
+
+    Idempotent: an order already issued re-emits its ``invoices.issued`` (same event id) and takes no number; a
+    number exists exactly when its invoice row does (gap-free per seller). Raises Transient (or the database's
+    OperationalError) with nothing committed: retry the batch."""
+    now = now or datetime.now(timezone.utc)
+    with sessions() as s:
+        begin_write(s)
+        orders = _orders(s, {ev.order_key for ev in events})
+        lock_sellers(s, {o.seller_tax_id for o in orders.values()})
+        ids = [o.id for o in orders.values()]
+        invoices, subs = _by_order(s, InvoiceRow, ids), _by_order(s, SubmissionRow, ids)
+        settings: dict[tuple, object] = {}
+        results: dict[str, Outcome | None] = {}  # order key -> its outcome (None: waits for the merchant)
+        to_issue: dict[str, tuple[OrderRow, Invoice, object]] = {}
+        plan: list[str | None] = []  # per event: the order key whose outcome it gets, or None (nothing)
+        for ev in events:
+            key, order = ev.order_key, orders.get(ev.order_key)
+            if order is None:
+                results[key] = _failed(key, "ORDER_NOT_FOUND", "订单不存在", retryable=False)
+                plan.append(key)
+                continue
+            row = invoices.get(order.id)
+            if key in to_issue or (row is not None and row.status == "issued"):
+                if key not in to_issue:
+                    results[key] = _issued(row, key)
+                plan.append(key)
+                continue
+            _record(s, subs, order, ev)
+            skey = (order.qr_key, order.seller_tax_id)
+            if skey not in settings:
+                settings[skey] = find_setting(s, key=order.qr_key, seller_tax_id=order.seller_tax_id, system_code=None)
+            setting = settings[skey]
+            if setting is not None and setting.scan_type == ScanType.submit_title and not setting.default_issue \
+                    and not ev.merchant_approved:
+                order.status = "awaiting_issue"  # 待开票: the merchant issues later
+                plan.append(None)
+                continue
+            draft = build_invoice(Order.model_validate(order.order), ev.buyer, number="0" * 20, issued_at=now)
+            to_issue[key] = (order, draft, setting.org.monthly_limit if setting else None)
+            plan.append(key)
+
+        totals = _issued_this_month(s, {o.seller_tax_id for o, _, limit in to_issue.values() if limit is not None},
+                                    now)
+        numbering, refused = [], {}
+        for key, (order, draft, limit) in to_issue.items():
+            try:
+                if limit is not None:
+                    check_monthly_limit(limit, totals[order.seller_tax_id], draft.total_with_tax)
+                    totals[order.seller_tax_id] += draft.total_with_tax
+                numbering.append((key, draft))
+            except IssueRefused as exc:
+                refused[key] = exc
+        for (key, draft), answer in zip(numbering, _number(s, issuer, numbering)):
+            if isinstance(answer, IssueRefused):
+                refused[key] = answer
+                continue
+            order = to_issue[key][0]
+            number, issued_at = answer
+            invoice = draft.model_copy(update={"number": number, "issued_at": issued_at})
+            row = _invoice_row(s, invoices, order, now)
+            row.invoice = invoice.model_dump(mode="json")
+            row.number, row.status, row.issued_at = number, "issued", issued_at
+            row.total_with_tax, row.error = invoice.total_with_tax, None
+            order.status = "issued"
+            results[key] = _issued(row, key, invoice)
+        for key, exc in refused.items():
+            order = to_issue[key][0]
+            row = _invoice_row(s, invoices, order, now)
+            row.status, row.error = "failed", exc.reason
+            order.status = "failed"
+            results[key] = _failed(key, exc.code, exc.reason, retryable=False)
+        s.commit()
+    return [[results[key]] if key is not None and results[key] is not None else [] for key in plan]
+
+
+def _record(s: Session, subs: dict[int, SubmissionRow], order: OrderRow, ev: BuyerSubmitted) -> None:
+    sub = subs.get(order.id)
+    if sub is None:
+        sub = subs[order.id] = SubmissionRow(order_id=order.id)
+        s.add(sub)
+    sub.submission_id = ev.submission_id
+    sub.buyer = ev.buyer.model_dump(mode="json")
+    sub.invoice_kind = ev.invoice_kind.value
+    sub.submitted_at = ev.occurred_at
+
+
+def _invoice_row(s: Session, invoices: dict[int, InvoiceRow], order: OrderRow, now: datetime) -> InvoiceRow:
+    row = invoices.get(order.id)
+    if row is None:
+        row = invoices[order.id] = InvoiceRow(order_id=order.id, seller_tax_id=order.seller_tax_id, created_at=now)
+        s.add(row)
+    return row
 
 
 def handle_submission(sessions: sessionmaker, issuer: Issuer, ev: BuyerSubmitted, now: datetime | None = None
                       ) -> list[Outcome]:
-    now = now or datetime.now(timezone.utc)
-    with sessions() as s:
-        order_row = _order_row(s, ev.order_key)
-        if order_row is None:
-            return _failed(ev.order_key, "ORDER_NOT_FOUND", "订单不存在", retryable=False)
-        record_submission(s, order_row, ev)
-        setting = find_setting(s, key=order_row.qr_key, seller_tax_id=order_row.seller_tax_id, system_code=None)
-        waits = setting is not None and setting.scan_type == ScanType.submit_title and not setting.default_issue
-        if waits and not ev.merchant_approved:
-            order_row.status = "awaiting_issue"  # 待开票: the merchant issues later
-            s.commit()
-            return []
-        return issue_order(s, issuer, order_row, now, setting)
-
-
-def issue_order(s: Session, issuer: Issuer, order_row: OrderRow, now: datetime, setting) -> list[Outcome]:
-    order_key = f"{order_row.seller_tax_id}:{order_row.bill_no}"
-    row = _claim(s, order_row, now)
-    if row.status == "issued":
-        return _issued(row, order_key)
-    sub = s.scalar(select(SubmissionRow).where(SubmissionRow.order_id == order_row.id))
-    order = Order.model_validate(order_row.order)
-    buyer = Buyer.model_validate(sub.buyer)
-    draft = build_invoice(order, buyer, number="0" * 20, issued_at=now)
-    try:
-        limit = setting.org.monthly_limit if setting else None
-        check_monthly_limit(limit, _issued_this_month(s, order_row.seller_tax_id, now), draft.total_with_tax)
-        number, issued_at = issuer.issue(order_key, draft)
-    except IssueRefused as exc:
-        row.status, row.error = "failed", exc.reason
-        order_row.status = "failed"
-        s.commit()
-        return _failed(order_key, exc.code, exc.reason, retryable=False)
-    invoice = draft.model_copy(update={"number": number, "issued_at": issued_at})
-    row.invoice = invoice.model_dump(mode="json")
-    row.number, row.status, row.issued_at = number, "issued", issued_at
-    row.total_with_tax, row.error = invoice.total_with_tax, None
-    order_row.status = "issued"
-    s.commit()
-    return _issued(row, order_key)
+    """One submission: ``issue_submissions`` with a batch of one (what the worker falls back to, event by event,
+    when a batch fails as a whole)."""
+    return issue_submissions(sessions, issuer, [ev], now)[0]
 
 
 def pending_orders(sessions: sessionmaker) -> list[tuple[OrderRow, SubmissionRow]]:

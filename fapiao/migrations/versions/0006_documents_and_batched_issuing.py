@@ -16,8 +16,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # Batched issuing: one row per seller, locked while its quota is checked and its invoices are recorded.
+    op.create_table(
+        'issue_locks',
+        sa.Column('seller_tax_id', sa.String(length=20), nullable=False),
+        sa.PrimaryKeyConstraint('seller_tax_id'),
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.drop_table('issue_locks')
