@@ -155,7 +155,8 @@ def test_submit_title_waits_for_the_merchant(sessions, tmp_path):
     assert "不是待开票" in approval_event(sessions, ev.order_key)
 
 
-def test_submit_title_with_default_issue_issues_at_once(sessions, tmp_path):
+def test_submit_title_waits_even_with_default_issue(sessions, tmp_path):
+    """默认开票 builds a preset sales order (issue #15); issuing at once belongs to 扫码类型 扫码开票."""
     from fapiao.adapters.db import QrSettingRow
 
     link, ev = _accepted_and_submission(sessions, "WAIT-2")
@@ -163,5 +164,5 @@ def test_submit_title_with_default_issue_issues_at_once(sessions, tmp_path):
         setting = s.scalar(select(QrSettingRow))
         setting.scan_type, setting.default_issue = "submit_title", True
         s.commit()
-    outs = handle_submission(sessions, SandboxIssuer(sessions), ev)
-    assert outs[0].stage == "invoices.issued"
+    assert handle_submission(sessions, SandboxIssuer(sessions), ev) == []
+    assert scan_view(sessions, link.link_id).status == "awaiting_issue"

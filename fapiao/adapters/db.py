@@ -95,6 +95,7 @@ class QrSettingRow(Base):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     link_mode: Mapped[str] = mapped_column(String(20), default="hmac")
     updated_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    preset: Mapped[dict | None] = mapped_column(JSON)  # 默认开票's preset sales order (fapiao.domain.preset)
 
 
 class StaticQrRow(Base):

@@ -26,6 +26,9 @@ from fapiao.services.system_scan import (
     DisabledQr,
     UnknownQr,
     obtain_order,
+    obtain_preset_order,
+    offers_preset,
+    preset_nonce,
     resolve_static,
     resolve_system_link,
     static_settings,
@@ -189,6 +192,8 @@ async def static_scan(request: web.Request) -> web.Response:
     except UnknownQr:
         return message(404, "二维码无效", "该静态二维码不存在或已被商家重新生成，请扫描最新的二维码。")
     setting = static_settings(static, list(cache.items.values()))
+    if offers_preset(setting) and not setting.query_url:
+        return await _preset_entry(request, setting, static)
     form, status, problem = {}, 200, None
     if request.method == "POST":
         form = dict(await request.post())
@@ -208,6 +213,35 @@ async def static_scan(request: web.Request) -> web.Response:
                   action=request.path_qs, static=static)
 
 
+async def _preset_entry(request: web.Request, setting, static=None) -> web.Response:
+    """默认开票: the buyer types the amount (and picks a kind); the order is built from the setting's preset."""
+    form, status, problem = {}, 200, None
+    if request.method == "POST":
+        form = dict(await request.post())
+        obtained = await asyncio.to_thread(
+            obtain_preset_order, request.app["sessions"], _minter(request), setting,
+            str(form.get("amount") or setting.preset.get("amount") or ""),
+            str(form.get("invoice_kind", "")), str(form.get("nonce", "")))
+        if obtained.link:
+            raise web.HTTPSeeOther(obtained.link)
+        status, problem = 422, obtained.error
+    nonce = form.get("nonce") or preset_nonce(_minter(request).secret)
+    return render("scan_entry.html", status=status, setting=setting, link=None, form=form, problem=problem,
+                  action=request.path_qs, static=static, preset=setting.preset, nonce=nonce)
+
+
+async def preset_scan(request: web.Request) -> web.Response:
+    """`/p/<key>`: the QR of a 动态二维码设置 with 默认开票 (no order behind it until the buyer types the amount)."""
+    setting = request.app[SETTINGS_CACHE].get(f"qr:{request.match_info['key']}")
+    if setting is None or not offers_preset(setting):
+        return message(404, "二维码无效", "未找到该二维码对应的默认开票设置，请联系商家。")
+    return await _preset_entry(request, setting)
+
+
+async def preset_qr_image(request: web.Request) -> web.Response:
+    return qr_response(f"{request.app[SETTINGS].base_url}/p/{request.match_info['key']}", request.match_info["fmt"])
+
+
 async def static_qr_image(request: web.Request) -> web.Response:
     static_id = request.match_info["static_id"]
     return qr_response(f"{request.app[SETTINGS].base_url}/s/{static_id}", request.match_info["fmt"])
@@ -219,8 +253,10 @@ async def document(request: web.Request) -> web.Response:
         return error
     _, view = found
     fmt = request.match_info["fmt"]
-    if view.status != "issued" or fmt not in (view.documents or {}):
+    if view.status != "issued":
         return message(404, "发票尚未开具", "发票开具后即可查看和下载。")
+    if fmt not in (view.documents or {}):
+        return message(404, "发票文件生成中", "发票已开具，文件正在生成，请稍后再试。")
     path = Path(view.documents[fmt])
     headers = {"Content-Disposition": f'attachment; filename="{view.invoice.number}.{fmt}"'} if fmt != "html" else {}
     return web.FileResponse(path, headers=headers)
@@ -276,6 +312,9 @@ def create_gateway(settings: Settings) -> web.Application:
         web.get("/s/{static_id}", static_scan),
         web.post("/s/{static_id}", static_scan),
         web.get("/s/{static_id}/qr.{fmt}", static_qr_image),
+        web.get("/p/{key}", preset_scan),
+        web.post("/p/{key}", preset_scan),
+        web.get("/p/{key}/qr.{fmt}", preset_qr_image),
         web.get("/q/{token}/invoice.{fmt}", document),
         web.get("/d/{token}", download),
     ])

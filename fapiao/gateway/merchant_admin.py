@@ -47,7 +47,7 @@ def _wants_json(request: web.Request) -> bool:
 def _setting_json(r) -> dict:
     return {"key": r.key, "org_code": r.org_code, "business_system_code": r.business_system_code,
             "scan_type": r.scan_type, "default_issue": r.default_issue, "kinds": r.kinds,
-            "validity_days": r.validity_days, "enabled": r.enabled, "link_mode": r.link_mode}
+            "validity_days": r.validity_days, "enabled": r.enabled, "link_mode": r.link_mode, "preset": r.preset}
 
 
 async def settings_page(request: web.Request, errors=None, form=None, status=200) -> web.Response:

@@ -185,8 +185,9 @@ def issue_submissions(sessions: sessionmaker, issuer: Issuer, events: list[Buyer
             if skey not in settings:
                 settings[skey] = find_setting(s, key=order.qr_key, seller_tax_id=order.seller_tax_id, system_code=None)
             setting = settings[skey]
-            if setting is not None and setting.scan_type == ScanType.submit_title and not setting.default_issue \
-                    and not ev.merchant_approved:
+            # 扫码提交抬头 waits for the merchant; 默认开票 is the preset sales order (fapiao.domain.preset), not a
+            # way round that wait (issue #15).
+            if setting is not None and setting.scan_type == ScanType.submit_title and not ev.merchant_approved:
                 order.status = "awaiting_issue"  # 待开票: the merchant issues later
                 plan.append(None)
                 continue

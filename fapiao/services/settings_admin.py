@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from fapiao.adapters.db import BusinessSystemRow, OrgRow, QrSettingRow, SettingsSyncRow, StaticQrRow
+from fapiao.domain.preset import check_preset, preset_form
 from fapiao.domain.settings_rules import check_business_system, check_org, check_qr_setting
 from fapiao.services.merchants import new_key
 
@@ -76,9 +77,26 @@ def _org_codes(s) -> set[str]:
     return set(s.scalars(select(OrgRow.org_code)))
 
 
+def _with_preset(form: Mapping[str, Any], values: dict[str, Any], errors: dict[str, str], current: dict | None,
+                 turning_on: bool) -> None:
+    """默认开票's preset: checked when given (``preset_<field>`` or a ``preset`` object; ``preset=none`` clears
+    it), required when 默认开票 is switched on, kept as it is otherwise."""
+    if isinstance(form.get("preset"), str) and form["preset"].strip().lower() in ("", "none", "无"):
+        values["preset"] = None
+    elif (raw := preset_form(form)) is not None:
+        values["preset"], preset_errors = check_preset(raw)
+        errors.update(preset_errors)
+    else:
+        values["preset"] = current
+    if values.get("default_issue") and turning_on and not values["preset"]:
+        errors.setdefault("preset_goods_name", "默认开票需要预置销售单信息：商品名称、税收分类编码、税率")
+
+
 def create_qr_setting(sessions: sessionmaker, form: Mapping[str, Any]) -> QrSettingRow | dict[str, str]:
+    """新增 a 动态二维码设置 (with 默认开票's preset). Returns the row (a fresh key值) or ``{field: rule}``."""
     with sessions() as s:
         values, errors = check_qr_setting(form, _org_codes(s))
+        _with_preset(form, values, errors, None, turning_on=True)
         if errors:
             return errors
         row = QrSettingRow(key=new_key(), updated_at=_now(), **values)  # key值: assigned here, unguessable
@@ -97,6 +115,7 @@ def edit_qr_setting(sessions: sessionmaker, key: str, changes: Mapping[str, Any]
                    "enabled": row.enabled, "link_mode": row.link_mode,
                    "business_system_code": row.business_system_code or ""}
         values, errors = check_qr_setting({**current, **changes}, _org_codes(s))
+        _with_preset(changes, values, errors, row.preset, turning_on=not row.default_issue)
         return errors or _save(s, row, values)
 
 
@@ -151,7 +170,7 @@ def sync_records(sessions: sessionmaker) -> list[tuple[bytes, bytes | None]]:
             doc = {"type": "qr", "key": q.key, "org": _org_doc(orgs[q.org_code]), "kinds": q.kinds,
                    "scan_type": q.scan_type, "default_issue": q.default_issue, "validity_days": q.validity_days,
                    "enabled": q.enabled and (system is None or system.enabled), "link_mode": q.link_mode,
-                   "business_system_code": q.business_system_code,
+                   "business_system_code": q.business_system_code, "preset": q.preset,
                    "system_secret": system.secret if system else "",
                    "query_url": system.query_url if system else None}
             records.append((f"qr:{q.key}".encode(), json.dumps(doc, ensure_ascii=False).encode()))

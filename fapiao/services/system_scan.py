@@ -3,6 +3,9 @@ an organisation's static QR. Resolved against the synced settings only."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -15,7 +18,9 @@ from fapiao.adapters.db import OrderRow
 from fapiao.adapters.http_client import PermanentHttpError
 from fapiao.adapters.order_query import OrderNotFound
 from fapiao.domain.merchant import BusinessSystemView, OrgView, PushContext, QrSettingView
+from fapiao.domain.money import parse_decimal
 from fapiao.domain.order_rules import check_bill
+from fapiao.domain.preset import amount_problem, preset_bill
 from fapiao.domain.taxid import normalise
 from fapiao.errors import Transient
 from fapiao.services.ingest import LinkMinter, content_hash, store_orders
@@ -84,6 +89,8 @@ def obtain_order(sessions: sessionmaker, minter: LinkMinter, setting: SettingsRe
             if row.total_amount != amount:
                 return Obtained(error=f"订单金额（¥{row.total_amount}）与填写的金额（¥{amount}）不一致")
             return Obtained(link=minter.url(row.link_id, row.link_expires_at))
+        if not setting.query_url and offers_preset(setting):  # 默认开票: the order is built from the preset
+            return _preset_order(s, minter, setting, bill_no, amount, kind, now)
         if not setting.query_url:
             return Obtained(error="未找到该订单，且商家未配置订单查询接口，请联系商家")
         try:
@@ -102,26 +109,90 @@ def obtain_order(sessions: sessionmaker, minter: LinkMinter, setting: SettingsRe
                                     "sellerTaxpayerId": order_seller, "invoiceType": kind,
                                     "businessSystemCode": setting.business_system_code or "QR",
                                     "billDate": doc.get("billDate") or now.date().isoformat()})
-        org = OrgView(setting.org.org_code, setting.org.seller_name, seller, setting.org.address_tel,
-                      setting.org.bank_account)
-        ctx = PushContext(system=BusinessSystemView(bill.businessSystemCode, "", True),
-                          setting=QrSettingView(key=setting.key or "", org=org, kinds=frozenset(setting.kinds),
-                                                validity_days=setting.validity_days or 1),
-                          known_org_tax_ids=frozenset({seller, normalise(order_seller)}))
-        result = check_bill(bill, ctx)
-        if isinstance(result, list):
-            return Obtained(error="商家返回的订单不能开票：" + "；".join(f"{v.code} {v.message}" for v in result))
-        if result.total_amount != amount:
-            return Obtained(error=f"订单金额（¥{result.total_amount}）与二维码金额（¥{amount}）不一致，请联系商家")
-        key = (result.seller_tax_id, bill_no)
-        wanted = {key: (result, content_hash(result), setting.key, setting.validity_days or 1)}
-        row = store_orders(s, wanted, now)[key]
-        return Obtained(link=minter.url(row.link_id, row.link_expires_at))
+        return _check_and_store(s, minter, setting, bill, amount, now, extra_tax_id=normalise(order_seller),
+                                problem="商家返回的订单不能开票：")
+
+
+def _check_and_store(s, minter: LinkMinter, setting: SettingsRecord, bill: Bill, amount: Decimal, now: datetime,
+                     extra_tax_id: str | None = None, problem: str = "") -> Obtained:
+    """Check an order obtained at scan time with the push rules, require its total to be the scanned amount, and
+    store it once like a pushed order."""
+    seller = setting.org.tax_id
+    org = OrgView(setting.org.org_code, setting.org.seller_name, seller, setting.org.address_tel,
+                  setting.org.bank_account)
+    ctx = PushContext(system=BusinessSystemView(bill.businessSystemCode, "", True),
+                      setting=QrSettingView(key=setting.key or "", org=org, kinds=frozenset(setting.kinds),
+                                            validity_days=setting.validity_days or 1),
+                      known_org_tax_ids=frozenset({seller, extra_tax_id or seller}))
+    result = check_bill(bill, ctx)
+    if isinstance(result, list):
+        return Obtained(error=problem + "；".join(f"{v.code} {v.message}" for v in result))
+    if result.total_amount != amount:
+        return Obtained(error=f"订单金额（¥{result.total_amount}）与二维码金额（¥{amount}）不一致，请联系商家")
+    key = (result.seller_tax_id, bill.billNo)
+    row = store_orders(s, {key: (result, content_hash(result), setting.key, setting.validity_days or 1)}, now)[key]
+    if row.content_hash != content_hash(result):
+        return Obtained(error="该订单号已用于另一笔金额或商品，请联系商家")
+    return Obtained(link=minter.url(row.link_id, row.link_expires_at))
+
+
+def offers_preset(setting: SettingsRecord) -> bool:
+    """默认开票 is on and its preset is set: a scan can build the sales order itself."""
+    return setting.type == "qr" and setting.enabled and setting.default_issue and bool(setting.preset)
+
+
+def preset_nonce(secret: bytes) -> str:
+    """A signed one-time value for the preset entry page, so a double tap builds one order, not two."""
+    raw = secrets.token_hex(8)
+    return raw + hmac.new(secret, raw.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def preset_bill_no(secret: bytes, nonce: str, now: datetime) -> str | None:
+    """The sales order number for a preset order (``YS`` + date + the nonce's random part), or None if forged."""
+    raw, sig = nonce[:16], nonce[16:]
+    good = hmac.new(secret, raw.encode(), hashlib.sha256).hexdigest()[:16]
+    if len(nonce) != 32 or not hmac.compare_digest(sig, good):
+        return None
+    return f"YS{now:%Y%m%d}{raw.upper()}"
+
+
+def obtain_preset_order(sessions: sessionmaker, minter: LinkMinter, setting: SettingsRecord, amount_text: str,
+                        kind: str, nonce: str, now: datetime | None = None) -> Obtained:
+    """默认开票: the buyer typed the amount on the setting's QR page (dynamic ``/p/<key>`` or the static QR); build
+    the one-line sales order from the preset, check it with the push rules, store it once (the same nonce gives
+    the same order). Returns the order's own link, or why not."""
+    now = now or datetime.now(timezone.utc)
+    if not offers_preset(setting):
+        return Obtained(error="该二维码未设置默认开票，请联系商家")
+    if kind not in setting.kinds:
+        return Obtained(error="请选择商家支持的发票种类")
+    amount = parse_decimal(amount_text.strip()) if amount_text.strip().isascii() else None
+    problem = amount_problem(setting.preset, amount)
+    if problem:
+        return Obtained(error=problem)
+    bill_no = preset_bill_no(minter.secret, nonce, now)
+    if bill_no is None:
+        return Obtained(error="页面已失效，请重新扫码")
+    with sessions() as s:
+        return _preset_order(s, minter, setting, bill_no, amount, kind, now)
+
+
+def _preset_order(s, minter: LinkMinter, setting: SettingsRecord, bill_no: str, amount: Decimal, kind: str,
+                  now: datetime) -> Obtained:
+    problem = amount_problem(setting.preset, amount)
+    if problem:
+        return Obtained(error=problem)
+    doc = preset_bill(setting.preset, bill_no=bill_no, bill_date=now.date().isoformat(), amount=amount, kind=kind,
+                      seller_name=setting.org.seller_name, seller_tax_id=setting.org.tax_id,
+                      system_code=setting.business_system_code or "PRESET")
+    return _check_and_store(s, minter, setting, Bill.model_validate(doc), amount, now,
+                            problem="默认开票的预置信息不能开票：")
 
 
 def static_settings(static: SettingsRecord, records: list[SettingsRecord]) -> SettingsRecord:
     """What a static QR offers: its organisation, with the kinds and order-query interface of that organisation's
-    first enabled 动态二维码设置 (a static QR has no settings of its own)."""
+    first enabled 动态二维码设置 (a static QR has no settings of its own); one with 默认开票 comes first."""
+    records = sorted(records, key=lambda r: not offers_preset(r))
     for r in records:
         if r.type == "qr" and r.enabled and r.org.org_code == static.org.org_code:
             return r

@@ -5,8 +5,8 @@ Revises: 0008
 Create Date: 2026-12-02
 """
 
-from alembic import op  # noqa: F401
-import sqlalchemy as sa  # noqa: F401
+from alembic import op
+import sqlalchemy as sa
 
 
 revision = '0009'
@@ -16,8 +16,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    with op.batch_alter_table("qr_settings") as batch:
+        batch.add_column(sa.Column("preset", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table("qr_settings") as batch:
+        batch.drop_column("preset")
