@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
@@ -24,7 +25,23 @@ def parse_decimal(text: str | None) -> Decimal | None:
 
 
 def has_at_most_two_places(value: Decimal) -> bool:
-    return value == value.quantize(CENT)
+    try:
+        return value == value.quantize(CENT)
+    except InvalidOperation:  # too many digits to quantize (1e30): not an amount either
+        return False
+
+
+_AMOUNT = re.compile(r"^\d{1,12}(\.\d{1,2})?$")
+
+
+def parse_amount(text: str | None) -> Decimal | None:
+    """An amount a person or a link gives (``88.50``, ``88.5``, ``88``): more than zero, at most 12 integer digits
+    and 2 decimals, plain digits only (no exponent, sign, NaN or full-width digits). None otherwise (00613)."""
+    raw = str(text or "").strip()
+    if not _AMOUNT.match(raw) or not raw.isascii():
+        return None
+    value = Decimal(raw)
+    return value if value > 0 else None
 
 
 _DIGITS = "零壹贰叁肆伍陆柒捌玖"

@@ -18,7 +18,18 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 from fapiao.domain.links import LinkExpired, LinkInvalid
-from fapiao.domain.money import has_at_most_two_places, parse_decimal
+from fapiao.domain.money import parse_amount
+from fapiao.domain.text import text_problem
+
+
+class AmountInvalid(LinkInvalid):
+    """The link's amount (``je``) is not an amount: 00613."""
+
+    code = "00613"
+
+    def __init__(self, amount: str):
+        super().__init__(f"je {amount[:40]!r} is not an amount")
+        self.amount = amount
 
 
 @dataclass(frozen=True)
@@ -49,9 +60,11 @@ def parse_link(k: str) -> SystemLink:
     if len(parts) != 6 or parts[5] != "$":
         raise LinkInvalid("k must be key,ddh,je,timestamps,sig,$")
     key, bill_no, amount, stamp, sig, _ = (p.strip() for p in parts)
-    value = parse_decimal(amount)
-    if not key or not bill_no or len(bill_no) > 40 or value is None or value <= 0 or not has_at_most_two_places(value):
-        raise LinkInvalid("key, order number or amount malformed")
+    if not key or not bill_no or len(bill_no) > 40 or text_problem(bill_no):
+        raise LinkInvalid("key or order number malformed")
+    value = parse_amount(amount)
+    if value is None:
+        raise AmountInvalid(amount)
     if not (stamp.isdigit() and len(stamp) in (10, 13)):
         raise LinkInvalid("timestamps must be 10 (seconds) or 13 (milliseconds) digits")
     seconds = int(stamp) / (1000 if len(stamp) == 13 else 1)
