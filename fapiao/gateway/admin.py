@@ -11,6 +11,7 @@ from aiohttp import web
 
 from fapiao.adapters.mail import read_mailbox
 from fapiao.gateway import SETTINGS
+from fapiao.gateway.bodies import read_form
 from fapiao.gateway.rendering import message, render
 from fapiao.services.callbacks import failed_callbacks
 from fapiao.services.deliver import recent_deliveries
@@ -51,7 +52,7 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    form = await request.post()
+    form = await read_form(request)
     expected = _token(request)
     if not expected or not hmac.compare_digest(str(form.get("token", "")).encode(), expected.encode()):
         return render("admin_login.html", status=401, error="令牌不正确")

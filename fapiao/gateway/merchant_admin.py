@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 from aiohttp import web
 
 from fapiao.domain.order_rules import KIND_NAMES
-from fapiao.gateway import PRODUCER, SETTINGS
+from fapiao.gateway import PRODUCER, SETTINGS, SETTINGS_CACHE
+from fapiao.gateway.bodies import read_form, read_json_object, refuse_hidden_characters
 from fapiao.gateway.rendering import render
 from fapiao.services import settings_admin as svc
 from fapiao.services.issue import approval_event, pending_orders
@@ -20,23 +20,17 @@ def _sessions(request):
 
 
 async def _form(request: web.Request) -> dict:
+    """The submitted fields, from a JSON object or a form; BadBody (a 4xx naming the field) for anything else,
+    including text with control, bidi or zero-width characters."""
     if request.content_type == "application/json":
-        body = await request.text()
-        if not body.strip():
-            return {}
-        try:
-            doc = json.loads(body)
-        except ValueError as exc:
-            raise web.HTTPBadRequest(text=json.dumps({"errors": {"body": f"不是合法的 JSON：{exc}"}},
-                                                     ensure_ascii=False), content_type="application/json")
-        if not isinstance(doc, dict):
-            raise web.HTTPBadRequest(text=json.dumps({"errors": {"body": "应为 JSON 对象"}}, ensure_ascii=False),
-                                     content_type="application/json")
-        return doc
-    data = await request.post()
-    form = {k: v for k, v in data.items()}
-    if "kinds" in data:
-        form["kinds"] = data.getall("kinds")
+        doc = await read_json_object(request)
+        form = {k: v if isinstance(v, (str, list, dict, bool)) or v is None else str(v) for k, v in doc.items()}
+    else:
+        data = await read_form(request)
+        form = {k: v for k, v in data.items()}
+        if "kinds" in data:
+            form["kinds"] = data.getall("kinds")
+    refuse_hidden_characters(form)
     return form
 
 
@@ -54,9 +48,10 @@ async def settings_page(request: web.Request, errors=None, form=None, status=200
     rows = await asyncio.to_thread(svc.list_qr_settings, _sessions(request))
     orgs = await asyncio.to_thread(svc.list_orgs, _sessions(request))
     last, unsynced = await asyncio.to_thread(svc.sync_status, _sessions(request))
+    cache = request.app[SETTINGS_CACHE].stats() if SETTINGS_CACHE in request.app else None
     return render("admin_settings.html", status=status, rows=rows, orgs=[o for o, _ in orgs], kinds=KIND_NAMES,
                   errors=errors or {}, form=form or {}, last_synced=last, unsynced=unsynced,
-                  synced=request.query.get("synced"))
+                  synced=request.query.get("synced"), cache=cache)
 
 
 async def create_setting(request: web.Request) -> web.Response:
