@@ -11,11 +11,16 @@ from decimal import Decimal
 from enum import Enum
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fapiao.domain.tax import LINE_TAX_TOLERANCE
+
+
+if TYPE_CHECKING:
+    from fapiao.topics import TopicNames
 
 
 class SmtpSecurity(str, Enum):
@@ -40,10 +45,14 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("fapiao", pattern=r"^[A-Za-z0-9._-]{1,100}$", description="Prefix of every topic.")
     topic_partitions: int = Field(4, ge=1, le=1000, description="Partitions of each topic created by fapiao.")
     topic_replication: int = Field(1, ge=1, le=10, description="Replication factor of created topics.")
-    group_prefix: str = Field("fapiao", pattern=r"^[A-Za-z0-9._-]{1,100}$", description="Consumer group prefix.")
+    group_prefix: str = Field("fapiao", pattern=r"^[A-Za-z0-9._-]{1,100}$", description="Consumer group prefix (`{prefix}-order-ingest`, …).")
     broker_rebalance_timeout: float = Field(6.0, gt=0, description="Seconds; short so a group forms quickly.")
-    broker_session_timeout: float = Field(6.0, gt=0, description="Seconds before a dead member is evicted.")
-    broker_heartbeat_interval: float = Field(1.0, gt=0, description="Seconds between consumer heartbeats.")
+    broker_session_timeout: float = Field(
+        6.0, description="Seconds before a dead member is evicted (Kafka's limits: 6 to 1800)."
+    )
+    broker_heartbeat_interval: float = Field(
+        1.0, gt=0, description="Seconds between consumer heartbeats (less than the session timeout)."
+    )
     fetch_max_wait_ms: int = Field(
         100, ge=1, le=10000, description="Longest a consumer fetch waits for data (Faust hard-codes 1500)."
     )
@@ -55,12 +64,14 @@ class Settings(BaseSettings):
         5.0, ge=0, description="How long a worker reuses merchant settings it looked up (0: no cache)."
     )
 
-    database_url: str | None = Field(None, description="SQLAlchemy URL. Empty: SQLite under data_dir.")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL (`postgresql://…` uses psycopg 3). Empty: SQLite under the data dir."
+    )
 
     http_host: str = Field("127.0.0.1", description="Address the HTTP gateway binds.")
-    http_port: int = Field(8080, ge=1, le=65535, description="Port of the HTTP gateway (H5 pages, API).")
+    http_port: int = Field(8080, ge=1, le=65535, description="Port of the HTTP gateway (H5 pages, API, /healthz, /readyz).")
     public_base_url: str | None = Field(
-        None, description="Base URL printed in QR links. Empty: http://{http_host}:{http_port}."
+        None, description="Base URL printed in QR links. Empty: `http://{http_host}:{http_port}`."
     )
     link_secret: SecretStr = Field(
         SecretStr("dev-only-link-secret-change-me"),
@@ -69,27 +80,29 @@ class Settings(BaseSettings):
     )
 
     admin_token: SecretStr | None = Field(
-        None, min_length=12, description="Token for the admin pages and API. Empty: admin is closed."
+        None, min_length=12, description="Token for the admin pages and API (≥ 12 characters). Empty: admin is closed."
     )
 
     smtp_host: str = Field("127.0.0.1", description="SMTP server for invoice e-mail.")
     smtp_port: int = Field(8025, ge=1, le=65535, description="SMTP port (the dev mailbox listens here).")
-    smtp_security: SmtpSecurity = Field(SmtpSecurity.none, description="none, starttls or ssl.")
+    smtp_security: SmtpSecurity = Field(SmtpSecurity.none, description="`none`, `starttls` or `ssl`.")
     smtp_user: str | None = Field(None, description="SMTP login, if the server wants one.")
     smtp_password: SecretStr | None = Field(None, description="SMTP password.")
     smtp_ca_file: Path | None = Field(None, description="CA bundle that signs the SMTP server's certificate, if private.")
     smtp_timeout: float = Field(10.0, gt=0, description="Seconds per SMTP conversation.")
     mail_from: str = Field("fapiao@localhost", description="From address of invoice e-mail.")
 
-    sms_gateway_url: str | None = Field(None, description="HTTP endpoint that sends SMS (POST JSON phone, message).")
+    sms_gateway_url: str | None = Field(
+        None, description="HTTP endpoint that sends SMS (POST JSON `phone`, `message`). Empty: SMS requests fail as not configured."
+    )
     sms_timeout: float = Field(5.0, gt=0, description="Seconds per SMS gateway request.")
     templates_dir: Path | None = Field(
-        None, description="Merchant message templates: {dir}/{seller tax id}/email_subject.txt, email_body.txt, sms.txt."
+        None, description="Merchant message templates: `{dir}/{seller tax id}/email_subject.txt`, `email_body.txt`, `sms.txt`."
     )
     download_link_days: int = Field(30, ge=1, le=3650, description="Days a download link in a message stays valid.")
 
-    issuer: str = Field("sandbox", pattern=r"^(sandbox|http)$", description="sandbox (built in) or http.")
-    issuer_url: str | None = Field(None, description="Base URL of the external issuing API (FAPIAO_ISSUER=http).")
+    issuer: str = Field("sandbox", pattern=r"^(sandbox|http)$", description="`sandbox` (built-in 数电 issuer) or `http` (an external issuing API).")
+    issuer_url: str | None = Field(None, description="Base URL of the external issuing API; needed with `FAPIAO_ISSUER=http`.")
     issuer_token: SecretStr | None = Field(None, description="Bearer token for the issuing API.")
     issuer_timeout: float = Field(10.0, gt=0, description="Seconds per issuing request.")
 
@@ -107,15 +120,44 @@ class Settings(BaseSettings):
         6066, ge=1, le=65535, description="Port of a worker's HTTP endpoints (`worker all`: this and the next 3)."
     )
     lag_interval: float = Field(15.0, gt=0, description="Seconds between consumer-lag readings for /metrics.")
+    lag_exporter_port: int = Field(
+        6065, ge=1, le=65535, description="Port of `fapiao lag-exporter`'s /metrics, /healthz and /readyz (the one lag exporter)."
+    )
 
-    log_level: str = Field("warn", pattern=r"^(debug|info|warn|error|crit)$", description="Worker log level.")
-    log_format: str = Field("json", pattern=r"^(json|text)$", description="json: one object per line; or text.")
+    log_level: str = Field(
+        "warn", pattern=r"^(debug|info|warn|error|crit)$", description="Log level (`debug`, `info`, `warn`, `error`, `crit`)."
+    )
+    log_format: str = Field(
+        "auto", pattern=r"^(auto|json|text)$",
+        description="`json`: one object per line (containers); `text`: human-readable; `auto`: text on a terminal, else JSON.",
+    )
 
     @field_validator("kafka_bootstrap", "database_url", "public_base_url", "sms_gateway_url", "templates_dir", "smtp_ca_file", "issuer_url",
                      "admin_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("broker_session_timeout")
+    @classmethod
+    def _within_kafka_session_limits(cls, v: float) -> float:
+        # Apache Kafka's defaults: group.min.session.timeout.ms=6000, group.max.session.timeout.ms=1800000. A join
+        # outside them fails with INVALID_SESSION_TIMEOUT, and the worker would never become ready.
+        if not 6.0 <= v <= 1800.0:
+            raise ValueError(
+                "must be between 6 and 1800 seconds: Apache Kafka's brokers refuse a consumer session outside "
+                "group.min.session.timeout.ms (6 s) and group.max.session.timeout.ms (30 min) by default"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _heartbeat_within_session(self) -> "Settings":
+        if self.broker_heartbeat_interval >= self.broker_session_timeout:
+            raise ValueError(
+                f"FAPIAO_BROKER_HEARTBEAT_INTERVAL ({self.broker_heartbeat_interval}) must be less than "
+                f"FAPIAO_BROKER_SESSION_TIMEOUT ({self.broker_session_timeout}); Kafka advises a third of it"
+            )
+        return self
 
     @model_validator(mode="after")
     def _issuer_needs_url(self) -> "Settings":
@@ -154,7 +196,7 @@ class Settings(BaseSettings):
         return TopicNames(self.topic_prefix)
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Build settings, turning pydantic's error into one line per bad variable."""
     try:
         return Settings(**overrides)
@@ -163,7 +205,7 @@ def load_settings(**overrides: object) -> Settings:
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"])
             if field:
-                lines.append(f"FAPIAO_{field.upper()}: {err['msg']} (got {err.get('input')!r})")
+                lines.append(f"FAPIAO_{field.upper()}: {err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})")
             else:  # a rule across variables; its message names them
                 lines.append(err["msg"].removeprefix("Value error, "))
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -1,6 +1,10 @@
 """Run several fapiao processes as one (``fapiao dev``, ``fapiao worker all``) and stop them all, in order, on
 Ctrl-C or SIGTERM: children first, then the dev mailbox, then the embedded broker. Children also die with the
-parent (Linux ``PR_SET_PDEATHSIG``), so even a killed supervisor leaves no process behind."""
+parent (Linux ``PR_SET_PDEATHSIG``), so even a killed supervisor leaves no process behind.
+
+With ``restart=True`` (``fapiao dev``) a child that dies is started again after a backoff (1 s, doubling, at most
+30 s), and the supervisor says so; a child that keeps dying within a minute of its start (a bad setting, say) stops
+everything after ``give_up_after`` tries instead of looping forever."""
 
 from __future__ import annotations
 
@@ -25,17 +29,47 @@ def _die_with_parent() -> None:
 class Supervisor:
     env: dict[str, str]
     children: dict[str, subprocess.Popen] = field(default_factory=dict)
+    restart: bool = False
+    backoff: float = 1.0  # first wait before a restart; doubles per quick death, at most max_backoff
+    max_backoff: float = 30.0
+    stable_after: float = 60.0  # a child that lived this long has its backoff and death count reset
+    give_up_after: int = 5  # quick deaths in a row before everything stops
+    command: tuple[str, ...] = (sys.executable, "-m", "fapiao.cli")
+    _specs: dict[str, tuple[tuple[str, ...], dict[str, str] | None]] = field(default_factory=dict)
+    _started: dict[str, float] = field(default_factory=dict)
+    _deaths: dict[str, int] = field(default_factory=dict)
+    _due: dict[str, float] = field(default_factory=dict)
 
     def spawn(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
+        self._specs[name] = (args, env)
+        self._started[name] = time.monotonic()
         self.children[name] = subprocess.Popen(
-            [sys.executable, "-m", "fapiao.cli", *args],
+            [*self.command, *args],
             env={**self.env, **(env or {})},
             start_new_session=True,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
 
-    def wait(self) -> int:
-        """Block until a signal arrives or a child exits; returns a process exit code."""
+    def _on_exit(self, name: str, code: int) -> int | None:
+        """A child exited: schedule its restart, or return the exit code that stops everything."""
+        if not self.restart:
+            print(f"fapiao: {name} exited with {code}; stopping everything", file=sys.stderr)
+            return code or 1
+        quick = time.monotonic() - self._started[name] < self.stable_after
+        self._deaths[name] = self._deaths.get(name, 0) + 1 if quick else 1
+        if self._deaths[name] > self.give_up_after:
+            print(f"fapiao: {name} exited with {code}, {self._deaths[name]} times in a row within "
+                  f"{self.stable_after:.0f} s of starting; giving up and stopping everything", file=sys.stderr)
+            return code or 1
+        delay = min(self.max_backoff, self.backoff * 2 ** (self._deaths[name] - 1))
+        print(f"fapiao: {name} exited with {code}; restarting it in {delay:g} s "
+              f"(restart {self._deaths[name]} of at most {self.give_up_after} in a row)", file=sys.stderr)
+        self._due[name] = time.monotonic() + delay
+        return None
+
+    def wait(self, deadline: float | None = None) -> int:
+        """Block until a signal arrives, a child exits (without ``restart``), or ``time.monotonic()`` passes
+        ``deadline``; returns a process exit code."""
         stop = {"sig": None}
 
         def on_signal(signum, _frame):
@@ -43,11 +77,18 @@ class Supervisor:
 
         old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            while stop["sig"] is None:
-                for name, proc in self.children.items():
-                    if proc.poll() is not None:
-                        print(f"fapiao: {name} exited with {proc.returncode}; stopping everything", file=sys.stderr)
-                        return proc.returncode or 1
+            while stop["sig"] is None and (deadline is None or time.monotonic() < deadline):
+                for name, proc in list(self.children.items()):
+                    if name in self._due:
+                        if time.monotonic() >= self._due[name]:
+                            del self._due[name]
+                            args, env = self._specs[name]
+                            self.spawn(name, *args, env=env)
+                            print(f"fapiao: {name} restarted (pid {self.children[name].pid})", file=sys.stderr)
+                    elif proc.poll() is not None:
+                        code = self._on_exit(name, proc.returncode)
+                        if code is not None:
+                            return code
                 time.sleep(0.2)
             return 0
         finally:

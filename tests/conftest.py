@@ -26,8 +26,23 @@ def sample_push(**bill_overrides) -> dict:
     return doc
 
 
+class ExternalBroker:
+    """A broker the suite did not start (FAPIAO_TEST_KAFKA_BOOTSTRAP), e.g. an Apache Kafka in KRaft mode."""
+
+    def __init__(self, bootstrap: str):
+        self.bootstrap = bootstrap
+
+    def stop(self) -> None:
+        pass
+
+
 @pytest.fixture(scope="session")
 def broker(tmp_path_factory):
+    """The embedded broker (Tansu), or the external one FAPIAO_TEST_KAFKA_BOOTSTRAP names (host:port[,...]). Every
+    test uses its own topic and group prefixes, so an external broker needs no cleaning between runs."""
+    if os.environ.get("FAPIAO_TEST_KAFKA_BOOTSTRAP"):
+        yield ExternalBroker(os.environ["FAPIAO_TEST_KAFKA_BOOTSTRAP"])
+        return
     b = EmbeddedBroker(free_port(), tmp_path_factory.mktemp("broker") / "broker.log").start()
     yield b
     b.stop()
@@ -83,7 +98,7 @@ def settings(tmp_path, db_url) -> Settings:
         group_prefix=f"g{uuid.uuid4().hex[:8]}",
         link_secret="test-link-secret-0123456789",
         worker_port=free_ports(4),
-        lag_interval=5.0,  # each worker reads every group's lag: keep that load low on 2 cores
+        lag_interval=5.0,  # the lag exporter's readings, where a test starts one
     )
 
 

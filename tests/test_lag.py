@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 from click.testing import CliRunner
 
-from fapiao.adapters.kafka import ensure_topics, producer
+from fapiao.adapters.kafka import ensure_topics, free_port, producer
 from fapiao.adapters.lag import snapshot
 from fapiao.cli import main
 from fapiao.domain.lag import Observation, group_status, partition_status, time_lag
@@ -92,8 +92,9 @@ def test_real_lag_with_worker_stopped(broker, settings, sessions, tmp_path, monk
     table = CliRunner().invoke(main, ["lag", "--group", group, "--samples", "2", "--interval", "0.2"])
     assert "LAG" in table.output and " - " in table.output and f"group {group}: {expected}" in table.output
 
-    # Another worker's /metrics exports the stopped group's lag with kafka-lag-exporter's names.
-    exporter = SystemProcess(s, "worker", "delivery", log=tmp_path / "d.log")
+    # The one lag exporter's /metrics exports the stopped group's lag with kafka-lag-exporter's names.
+    s = s.model_copy(update={"lag_exporter_port": free_port(), "lag_interval": 1.0})
+    exporter = SystemProcess(s, "lag-exporter", log=tmp_path / "exporter.log")
     try:
         labels = f'group="{group}",partition="{busy[0]["partition"]}",topic="{s.topics["orders.pushed"]}"'
         deadline = time.monotonic() + 60
@@ -102,10 +103,11 @@ def test_real_lag_with_worker_stopped(broker, settings, sessions, tmp_path, monk
             assert time.monotonic() < deadline, text[-3000:]
             time.sleep(0.5)
             try:
-                text = urllib.request.urlopen(f"http://127.0.0.1:{s.worker_port}/metrics", timeout=2).read().decode()
+                text = urllib.request.urlopen(f"http://127.0.0.1:{s.lag_exporter_port}/metrics", timeout=2).read().decode()
             except OSError:
                 continue
         assert f'kafka_consumergroup_group_max_lag{{group="{group}"}} 10.0' in text
         assert f"kafka_consumergroup_group_lag_seconds{{{labels}}}" in text
+        assert json.loads(urllib.request.urlopen(f"http://127.0.0.1:{s.lag_exporter_port}/readyz").read())["ready"]
     finally:
         exporter.stop()

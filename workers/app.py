@@ -7,6 +7,10 @@ watched for lag separately; ``fapiao worker all`` runs the three as child proces
 from __future__ import annotations
 
 import importlib
+import logging
+import os
+import signal
+import sys
 
 import faust
 
@@ -68,14 +72,52 @@ def create_app(settings: Settings, worker: str, deps: Deps | None = None) -> fau
     return app
 
 
+FATAL_JOIN_ERRORS = ("InvalidSessionTimeoutError", "InconsistentGroupProtocolError", "InvalidGroupIdError",
+                     "GroupAuthorizationFailedError")
+EX_CONFIG = 78  # sysexits.h: configuration error; the orchestrator sees a failed start, not a hung one
+
+
+class FatalJoinWatch(logging.Handler):
+    """aiokafka logs a fatal group-join error and leaves the consumer waiting forever (the worker then never gets
+    ready). Watch for it and call ``on_fatal`` once with the error's description."""
+
+    def __init__(self, on_fatal):
+        super().__init__(logging.ERROR)
+        self.on_fatal = on_fatal
+        self.fatal: str | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            text += f" {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
+        if self.fatal is None and ("join group failed due to fatal error" in text
+                                   or any(name in text for name in FATAL_JOIN_ERRORS)):
+            self.fatal = text
+            self.on_fatal(text)
+
+
 def run_worker(settings: Settings, worker: str) -> None:
+    """Run one worker until SIGTERM. Exits with EX_CONFIG (78) when the broker refuses the consumer group for good
+    (a session timeout outside its limits, a group it may not join) instead of hanging unready."""
     from fapiao.adapters.kafka import ensure_topics
 
     ensure_topics(settings)
     app = create_app(settings, worker)
-    faust.Worker(
+    runner = faust.Worker(
         app,
         loglevel=settings.log_level,
         quiet=True,
         logging_config=logging_config(settings.log_level, settings.log_format),
-    ).execute_from_commandline()
+    )
+    watch = FatalJoinWatch(lambda _text: os.kill(os.getpid(), signal.SIGTERM))
+    for name in ("aiokafka", "faust"):
+        logging.getLogger(name).addHandler(watch)
+    try:
+        runner.execute_from_commandline()
+    except SystemExit:
+        if watch.fatal is None:
+            raise
+    print(f"fapiao: worker {worker} stopped: the broker refused its consumer group for good ({watch.fatal}); "
+          "check FAPIAO_BROKER_SESSION_TIMEOUT against the broker's group.min/max.session.timeout.ms and the "
+          "group's ACLs", file=sys.stderr)
+    sys.exit(EX_CONFIG)

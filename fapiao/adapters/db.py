@@ -321,3 +321,9 @@ def lock_sellers(s: Session, seller_tax_ids) -> None:
 
 def make_session_factory(engine: Engine) -> sessionmaker:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def ping_database(sessions: sessionmaker) -> None:
+    """Raise unless the database answers ``SELECT 1`` (the readiness probes of the gateway and the workers)."""
+    with sessions() as s:
+        s.execute(text("SELECT 1"))

@@ -125,6 +125,7 @@ def _banner(s: Settings, embedded: bool, admin_token: str, demo_key: str) -> str
         f"  dev mailbox  {s.mail_dir}/ (SMTP 127.0.0.1:{s.smtp_port})\n"
         f"  workers      http://{s.worker_host}:{s.worker_port}..{s.worker_port + len(WORKER_NAMES) - 1}"
         " /metrics /healthz /readyz  (fapiao lag for consumer lag)\n"
+        f"  lag exporter http://{s.worker_host}:{s.lag_exporter_port}/metrics\n"
         f"  demo merchant: business system DEMO-POS, seller 91440300MA5G9GK78Y, QR key {demo_key}\n"
         f"  push orders: fapiao push FILE    sample order + QR: fapiao demo"
     )
@@ -157,9 +158,10 @@ def dev(app: AppContext, with_demo: bool) -> None:
         admin_token = s.admin_token.get_secret_value() if s.admin_token else secrets.token_urlsafe(16)
         env = dict(os.environ, FAPIAO_KAFKA_BOOTSTRAP=s.bootstrap_servers, FAPIAO_ADMIN_TOKEN=admin_token,
                    PYTHONUNBUFFERED="1")
-        sup = Supervisor(env=env)
+        sup = Supervisor(env=env, restart=True)  # a worker that dies is restarted with backoff, not the end of dev
         spawn_workers(sup, s)
         sup.spawn("gateway", "gateway")
+        sup.spawn("lag-exporter", "lag-exporter")
         click.echo(_banner(s, broker is not None, admin_token, demo_key))
         if with_demo:
             run_demo(app)

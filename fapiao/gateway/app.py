@@ -9,10 +9,11 @@ from pathlib import Path
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from fapiao.adapters.db import make_engine, make_session_factory
+from fapiao.adapters.db import make_engine, make_session_factory, ping_database
 from fapiao.adapters.order_query import query_order
 from fapiao.adapters.qr import qr_png, qr_svg
 from fapiao.config import Settings
+from fapiao.logs import AccessLog, setup_logging
 from fapiao.domain.buyer import SPECIAL_KINDS
 from fapiao.domain.links import LinkExpired, LinkInvalid, read_download_token, read_token
 from fapiao.gateway import PRODUCER, SETTINGS, SETTINGS_CACHE
@@ -295,9 +296,32 @@ async def _kafka_ctx(app: web.Application):
     await producer.stop()
 
 
+    """Liveness: the process answers HTTP. Nothing else is checked, so a broker outage restarts nothing."""
 def create_gateway(settings: Settings) -> web.Application:
     app = web.Application()
     app[SETTINGS] = settings
+async def readyz(request: web.Request) -> web.Response:
+    """Readiness: 200 only when the database answers, the broker's metadata is known (with the topic scans publish
+    to) and the settings cache has read the settings topic to its end; else 503 with each check's result."""
+    app = request.app
+    checks = {"database": False, "broker": False, "settings": False}
+    try:
+        await asyncio.wait_for(asyncio.to_thread(ping_database, app["sessions"]), 5)
+        checks["database"] = True
+    except Exception as exc:  # any failure means not ready; say why in the log
+        log.warning("readyz: database not reachable: %s", exc)
+    if PRODUCER in app and SETTINGS_CACHE in app:
+        cluster = app[PRODUCER].client.cluster  # type: ignore[attr-defined]
+        checks["broker"] = bool(cluster.brokers()) and app[SETTINGS].topics["buyer.submitted"] in cluster.topics()
+        try:
+            checks["settings"] = await asyncio.wait_for(app[SETTINGS_CACHE].loaded(), 5)  # type: ignore[attr-defined]
+        except Exception as exc:
+            log.warning("readyz: settings cache not readable: %s", exc)
+    ready = all(checks.values())
+    cache = {"settings_cache": app[SETTINGS_CACHE].stats()} if SETTINGS_CACHE in app else {}  # type: ignore[attr-defined]
+    return web.json_response({"ready": ready, **checks, **cache}, status=200 if ready else 503)
+
+
     app["sessions"] = make_session_factory(make_engine(settings.db_url))
     app.cleanup_ctx.append(_kafka_ctx)
     app.add_routes([
@@ -318,11 +342,13 @@ def create_gateway(settings: Settings) -> web.Application:
         web.get("/q/{token}/invoice.{fmt}", document),
         web.get("/d/{token}", download),
     ])
+        web.get("/readyz", readyz),
     add_admin(app)
     add_merchant_admin(app)
     return app
 
 
 def run_gateway(settings: Settings) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    web.run_app(create_gateway(settings), host=settings.http_host, port=settings.http_port, print=None)
+    setup_logging(settings.log_level, settings.log_format)
+    web.run_app(create_gateway(settings), host=settings.http_host, port=settings.http_port, print=None,
+                access_log_class=AccessLog)
