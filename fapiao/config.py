@@ -71,6 +71,17 @@ class Settings(BaseSettings):
     http_host: str = Field("127.0.0.1", description="Address the HTTP gateway binds.")
     http_port: int = Field(8080, ge=1, le=65535, description="Port of the HTTP gateway (H5 pages, API, /healthz, /readyz).")
     public_base_url: str | None = Field(
+    intake_max_lines: int = Field(
+        1000, ge=1, le=100_000, description="Lines per pushed bill; more is refused with 00630 (split the order)."
+    )
+    intake_max_bill_bytes: int = Field(
+        512 * 1024, ge=1024, le=64 * 2**20,
+        description="UTF-8 bytes of one pushed bill; more is refused with 00631. Its orders.accepted must fit the "
+                    "broker's message size (Kafka's default 1 MB).",
+    )
+    intake_max_field_chars: int = Field(
+        500, ge=230, le=100_000, description="Characters of any text field of a pushed bill; more: 00632."
+    )
         None, description="Base URL printed in QR links. Empty: `http://{http_host}:{http_port}`."
     )
     link_secret: SecretStr = Field(
@@ -154,6 +165,11 @@ class Settings(BaseSettings):
     def _heartbeat_within_session(self) -> "Settings":
         if self.broker_heartbeat_interval >= self.broker_session_timeout:
             raise ValueError(
+    worker_replicas: int = Field(
+        1, ge=1, le=64,
+        description="Processes per worker kind started by `fapiao worker NAME` on this machine; they share the "
+                    "partitions through the consumer group. Replica i serves /metrics on worker_port + i.",
+    )
                 f"FAPIAO_BROKER_HEARTBEAT_INTERVAL ({self.broker_heartbeat_interval}) must be less than "
                 f"FAPIAO_BROKER_SESSION_TIMEOUT ({self.broker_session_timeout}); Kafka advises a third of it"
             )

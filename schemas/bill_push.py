@@ -14,18 +14,14 @@ import json
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 Scalar = str | None
 
 
 def _as_text(v: Any) -> Any:
-    if v is None or isinstance(v, str):
-        return v
     if isinstance(v, bool):
         return "1" if v else "0"
-    if isinstance(v, (int, Decimal)):
-        return str(v)
     if isinstance(v, float):
         # json.loads is told to parse floats as Decimal (see parse_push); a float here came from Python code.
         return repr(v)
@@ -33,12 +29,16 @@ def _as_text(v: Any) -> Any:
 
 
 class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    # Numbers (int, Decimal) become their text through pydantic's own coercion; the one Python step per model
+    # below handles what it does not (booleans, floats), so validation stays in Rust for every other field.
+    model_config = ConfigDict(extra="allow", populate_by_name=True, coerce_numbers_to_str=True)
 
-    @field_validator("*", mode="before")
+    @model_validator(mode="before")
     @classmethod
     def _scalars_as_text(cls, v: Any) -> Any:
-        return _as_text(v)
+        if isinstance(v, dict) and any(x.__class__ in (bool, float) for x in v.values()):
+            return {k: _as_text(x) for k, x in v.items()}
+        return v
 
 
 class BillLine(_Lenient):
@@ -105,6 +105,12 @@ class BillPush(_Lenient):
     interfaceCode: Scalar = Field(None, description='"BILL.PUSH".')
     schemaVersion: Scalar = Field(None, description="fapiao extension; absent means 1.")
     data: list[Bill] = Field(default_factory=list)
+    _raw_bytes: int = PrivateAttr(0)
+    """Size of the message as it arrived (set by ``parse_push``; 0 when built in Python)."""
+
+    @property
+    def raw_bytes(self) -> int:
+        return self._raw_bytes
 
 
 class NotAnOrder(ValueError):
@@ -123,10 +129,13 @@ def parse_push(raw: bytes) -> BillPush:
         if "data" in doc:
             if not isinstance(doc["data"], list) or not doc["data"]:
                 raise NotAnOrder("envelope field data must be a non-empty list of bills")
-            return BillPush.model_validate(doc)
-        if "billNo" in doc or "billDetail" in doc:
+            push = BillPush.model_validate(doc)
+        elif "billNo" in doc or "billDetail" in doc:
             bill = Bill.model_validate(doc)
-            return BillPush(businessSystemCode=bill.businessSystemCode, interfaceCode="BILL.PUSH", data=[bill])
+            push = BillPush(businessSystemCode=bill.businessSystemCode, interfaceCode="BILL.PUSH", data=[bill])
+        else:
+            raise NotAnOrder("JSON object is neither a bill (billNo, billDetail) nor an envelope (data)")
     except ValidationError as exc:
         raise NotAnOrder(f"not a BILL.PUSH document: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
-    raise NotAnOrder("JSON object is neither a bill (billNo, billDetail) nor an envelope (data)")
+    push._raw_bytes = len(raw)
+    return push

@@ -2,14 +2,21 @@
 it returns; dead-letter what cannot be processed so the partition keeps flowing.
 
 Dead-letter headers use Spring Kafka's ``kafka_dlt-*`` names (values are UTF-8 text), plus ``fapiao-error-kind``:
-``poison`` (the bytes are not a valid event), ``exhausted`` (a transient error outlived its retries) or
-``handler`` (an unexpected error in the handler).
+``poison`` (the bytes are not a valid event), ``exhausted`` (a transient error outlived its retries),
+``handler`` (an unexpected error in the handler) or ``unpublishable`` (the handler succeeded but an outcome could
+not be published, e.g. larger than the broker's message size). A record too large for the dead-letter topic
+itself keeps its first bytes, with ``fapiao-value-truncated`` giving the original size.
+
+Nothing is acknowledged that was neither published nor dead-lettered: outcomes are awaited until the broker has
+them, and if even the dead letter cannot be written the process exits at once (status 70), before Faust can
+acknowledge the record, so it is consumed again after the restart (issue #12 item 1).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import traceback
 from typing import Any, Callable
 
@@ -24,6 +31,8 @@ from workers.observability import DEAD_LETTERS, EVENTS, RETRIES
 log = logging.getLogger("fapiao.worker")
 
 TRANSIENT = (Transient, OperationalError)
+DLQ_MAX_VALUE = 512 * 1024
+"""A dead letter keeps at most this much of the record's value (the rest is named by its size in a header)."""
 
 
 class Runtime:
@@ -45,11 +54,40 @@ class Runtime:
             self.outputs[stage] = self._topic(self.settings.topics[stage])
         return self.outputs[stage]
 
-    async def publish(self, outcomes: list[Outcome]) -> None:
-        for o in outcomes:
-            await self.output(o.stage).send(key=o.key, value=o.event.model_dump_json().encode())
+    async def _send(self, outcomes: list[Outcome]) -> list:
+        """Hand the outcomes to the producer; returns the futures that resolve when the broker has them."""
+        return [await self.output(o.stage).send(key=o.key, value=o.event.model_dump_json().encode())
+                for o in outcomes]
 
-    async def dead_letter(self, message, exc: BaseException, kind: str) -> None:
+    async def publish(self, outcomes: list[Outcome]) -> None:
+        """Publish and wait until the broker has every outcome; raises what the producer raised."""
+        for fut in await self._send(outcomes):
+            await fut
+
+    async def emit(self, pairs: list[tuple[Any, list[Outcome]]]) -> int:
+        """Publish the outcomes of each source message (all handed to the producer first, then awaited, so a batch
+        costs one round trip); a message whose outcomes cannot be published is dead-lettered as ``unpublishable``.
+        Returns how many messages were published."""
+        sent = []
+        for message, outcomes in pairs:
+            try:
+                sent.append((message, await self._send(outcomes), None))
+            except Exception as exc:  # refused before sending, e.g. MessageSizeTooLargeError
+                sent.append((message, [], exc))
+        published = 0
+        for message, futures, error in sent:
+            for fut in futures:
+                try:
+                    await fut
+                except Exception as exc:  # the broker refused it
+                    error = error or exc
+            if error is None:
+                published += 1
+            else:
+                await self.dead_letter(message, error, "unpublishable")
+        return published
+
+    def _headers(self, message, exc: BaseException, kind: str) -> list[tuple[str, bytes]]:
         headers = [
             ("kafka_dlt-original-topic", message.topic),
             ("kafka_dlt-original-partition", str(message.partition)),
@@ -61,13 +99,29 @@ class Runtime:
             ("kafka_dlt-exception-stacktrace", "".join(traceback.format_exception(exc))[-8000:]),
             ("fapiao-error-kind", kind),
         ]
+        return [(k, v.encode()) for k, v in headers]
+
+    async def dead_letter(self, message, exc: BaseException, kind: str) -> None:
+        """Write the record to ``<topic>.dlq`` and wait for the broker to have it. If that fails, exit the process
+        (status 70) so the record is never acknowledged."""
         ids = {"order_key": message.key.decode("utf-8", "replace") if message.key else None,
                "topic": message.topic, "partition": message.partition, "offset": message.offset}
         log.warning("dead-lettered %s[%s]@%s (%s): %s", message.topic, message.partition, message.offset, kind, exc,
                     extra=ids)
+        headers = self._headers(message, exc, kind)
+        value = message.value
+        if value is not None and len(value) > DLQ_MAX_VALUE:
+            headers.append(("fapiao-value-truncated", str(len(value)).encode()))
+            value = value[:DLQ_MAX_VALUE]
+        try:
+            await (await self.dlq.send(key=message.key, value=value, headers=headers))
+        except Exception:
+            log.critical("cannot write the dead letter of %s[%s]@%s; exiting so it is not acknowledged",
+                         message.topic, message.partition, message.offset, exc_info=True, extra=ids)
+            logging.shutdown()
+            os._exit(70)
         DEAD_LETTERS.labels(self.worker, message.topic, kind).inc()
         EVENTS.labels(self.worker, message.topic, "dead_lettered").inc()
-        await self.dlq.send(key=message.key, value=message.value, headers=[(k, v.encode()) for k, v in headers])
 
     async def call(self, handler: Callable[[Any], list[Outcome]], parsed: Any) -> list[Outcome]:
         async for attempt in AsyncRetrying(
@@ -103,9 +157,9 @@ class Runtime:
             log.exception("handler failed on %s[%s]@%s", message.topic, message.partition, message.offset)
             await self.dead_letter(message, exc, "handler")
             return
-        await self.publish(outcomes)
-        self.processed += 1
-        EVENTS.labels(self.worker, message.topic, "processed").inc()
+        if await self.emit([(message, outcomes)]):
+            self.processed += 1
+            EVENTS.labels(self.worker, message.topic, "processed").inc()
 
     async def process_batch(self, events, parse, batch_handler, handler) -> None:
         """One call for many events (one database transaction); if the batch fails as a whole, each event goes
@@ -125,10 +179,9 @@ class Runtime:
             for event, _ in good:
                 await self.process(event, parse, handler)
             return
-        for outcomes in results:
-            await self.publish(outcomes)
-        self.processed += len(good)
-        EVENTS.labels(self.worker, self.source.get_topic_name(), "processed").inc(len(good))
+        published = await self.emit([(event.message, outcomes) for (event, _), outcomes in zip(good, results)])
+        self.processed += published
+        EVENTS.labels(self.worker, self.source.get_topic_name(), "processed").inc(published)
 
     def agent(self, name: str, parse, handler, batch_handler=None, batch_size: int = 500, within: float = 0.005):
         """Register the agent. With ``batch_handler``, events are taken in batches of up to ``batch_size``,

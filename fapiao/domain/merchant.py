@@ -60,3 +60,5 @@ class PushContext:
     setting: QrSettingView | None
     line_tax_tolerance: Decimal = Decimal("0.06")
     known_org_tax_ids: frozenset[str] = field(default_factory=frozenset)
+    bound_org_tax_ids: frozenset[str] | None = None
+    """Tax IDs of the organisations bound to the pushing business system (its 动态二维码设置); None: not checked."""

@@ -350,6 +350,21 @@ def wants_h5_url(bill: Bill) -> bool:
     return (bill.scanh5Url or "").strip() in _YES
 
 
+UNBOUND_ORG = ("00633", "业务系统无权为该开票方推送订单")
+
+
+def org_binding_violation(ctx: PushContext, seller_tax_id: str | None) -> Violation | None:
+    """Issue #12 item 7: a business system may push only for the organisations bound to it (its 动态二维码设置).
+    Nothing to say when the system is unknown or the binding was not looked up (other rules speak then)."""
+    if ctx.system is None or ctx.bound_org_tax_ids is None or not (seller_tax_id or "").strip():
+        return None
+    seller = normalise(seller_tax_id)
+    if seller in ctx.bound_org_tax_ids:
+        return None
+    return Violation(code=UNBOUND_ORG[0], field="sellerTaxpayerId",
+                     message=f"业务系统 {ctx.system.code} 未绑定开票方税号 {seller} 的组织，无权为其推送订单")
+
+
 def key_tax_id_warning(setting_tax_id: str, order_tax_id: str) -> Violation | None:
     """V7.0.18: the QR key's org and the order disagree on the seller tax ID; the order's wins."""
     if normalise(setting_tax_id) == normalise(order_tax_id):

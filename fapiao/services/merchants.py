@@ -75,8 +75,16 @@ def push_context(
     setting = find_setting(s, key=qr_key, seller_tax_id=seller_tax_id, system_code=system_code)
     known = frozenset(s.scalars(select(OrgRow.tax_id)).all())
     return PushContext(
-        system=system_view, setting=setting, line_tax_tolerance=line_tax_tolerance, known_org_tax_ids=known
+        system=system_view, setting=setting, line_tax_tolerance=line_tax_tolerance, known_org_tax_ids=known,
+        bound_org_tax_ids=bound_org_tax_ids(s, system.code) if system else None,
     )
+
+
+def bound_org_tax_ids(s: Session, system_code: str) -> frozenset[str]:
+    """The organisations a business system may push orders for: those whose 动态二维码设置 name the system
+    (业务编码, seed 000), enabled or not."""
+    q = select(OrgRow.tax_id).join(QrSettingRow, QrSettingRow.org_code == OrgRow.org_code)
+    return frozenset(s.scalars(q.where(QrSettingRow.business_system_code == system_code)).all())
 
 
 class ContextCache:

@@ -1,5 +1,6 @@
 """order_ingest: orders.pushed -> orders.accepted (QR link minted) | orders.rejected | dead letter."""
 
+from fapiao.domain.intake_limits import IntakeLimits
 from fapiao.services.ingest import ingest_push, ingest_pushes
 from fapiao.services.merchants import ContextCache
 from schemas.bill_push import parse_push
@@ -9,10 +10,13 @@ from workers.runtime import Runtime
 def register(app, settings, deps) -> Runtime:
     rt = Runtime(app, settings, "orders.pushed")
     contexts = ContextCache(settings.merchant_cache_seconds)
+    limits = IntakeLimits(max_lines=settings.intake_max_lines, max_bill_bytes=settings.intake_max_bill_bytes,
+                          max_field_chars=settings.intake_max_field_chars)
     rt.agent(
         "order-ingest",
         parse_push,
-        lambda push: ingest_push(deps.sessions, push, deps.minter, contexts=contexts),
-        batch_handler=lambda pushes: ingest_pushes(deps.sessions, pushes, deps.minter, contexts=contexts),
+        lambda push: ingest_push(deps.sessions, push, deps.minter, contexts=contexts, limits=limits),
+        batch_handler=lambda pushes: ingest_pushes(deps.sessions, pushes, deps.minter, contexts=contexts,
+                                                   limits=limits),
     )
     return rt
