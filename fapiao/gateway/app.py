@@ -340,9 +340,9 @@ async def readyz(request: web.Request) -> web.Response:
         web.post("/p/{key}", preset_scan),
         web.get("/p/{key}/qr.{fmt}", preset_qr_image),
         web.get("/q/{token}/invoice.{fmt}", document),
+        web.get("/readyz", readyz),
         web.get("/d/{token}", download),
     ])
-        web.get("/readyz", readyz),
     add_admin(app)
     add_merchant_admin(app)
     return app
