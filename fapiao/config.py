@@ -63,14 +63,6 @@ class Settings(BaseSettings):
     merchant_cache_seconds: float = Field(
         5.0, ge=0, description="How long a worker reuses merchant settings it looked up (0: no cache)."
     )
-
-    database_url: str | None = Field(
-        None, description="SQLAlchemy URL (`postgresql://…` uses psycopg 3). Empty: SQLite under the data dir."
-    )
-
-    http_host: str = Field("127.0.0.1", description="Address the HTTP gateway binds.")
-    http_port: int = Field(8080, ge=1, le=65535, description="Port of the HTTP gateway (H5 pages, API, /healthz, /readyz).")
-    public_base_url: str | None = Field(
     intake_max_lines: int = Field(
         1000, ge=1, le=100_000, description="Lines per pushed bill; more is refused with 00630 (split the order)."
     )
@@ -82,6 +74,14 @@ class Settings(BaseSettings):
     intake_max_field_chars: int = Field(
         500, ge=230, le=100_000, description="Characters of any text field of a pushed bill; more: 00632."
     )
+
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL (`postgresql://…` uses psycopg 3). Empty: SQLite under the data dir."
+    )
+
+    http_host: str = Field("127.0.0.1", description="Address the HTTP gateway binds.")
+    http_port: int = Field(8080, ge=1, le=65535, description="Port of the HTTP gateway (H5 pages, API, /healthz, /readyz).")
+    public_base_url: str | None = Field(
         None, description="Base URL printed in QR links. Empty: `http://{http_host}:{http_port}`."
     )
     link_secret: SecretStr = Field(
@@ -130,6 +130,11 @@ class Settings(BaseSettings):
     worker_port: int = Field(
         6066, ge=1, le=65535, description="Port of a worker's HTTP endpoints (`worker all`: this and the next 3)."
     )
+    worker_replicas: int = Field(
+        1, ge=1, le=64,
+        description="Processes per worker kind started by `fapiao worker NAME` on this machine; they share the "
+                    "partitions through the consumer group. Replica i serves /metrics on worker_port + i.",
+    )
     lag_interval: float = Field(15.0, gt=0, description="Seconds between consumer-lag readings for /metrics.")
     lag_exporter_port: int = Field(
         6065, ge=1, le=65535, description="Port of `fapiao lag-exporter`'s /metrics, /healthz and /readyz (the one lag exporter)."
@@ -165,11 +170,6 @@ class Settings(BaseSettings):
     def _heartbeat_within_session(self) -> "Settings":
         if self.broker_heartbeat_interval >= self.broker_session_timeout:
             raise ValueError(
-    worker_replicas: int = Field(
-        1, ge=1, le=64,
-        description="Processes per worker kind started by `fapiao worker NAME` on this machine; they share the "
-                    "partitions through the consumer group. Replica i serves /metrics on worker_port + i.",
-    )
                 f"FAPIAO_BROKER_HEARTBEAT_INTERVAL ({self.broker_heartbeat_interval}) must be less than "
                 f"FAPIAO_BROKER_SESSION_TIMEOUT ({self.broker_session_timeout}); Kafka advises a third of it"
             )
