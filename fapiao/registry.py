@@ -32,9 +32,9 @@ class WorkerSpec:
 WORKERS: tuple[WorkerSpec, ...] = (
     WorkerSpec("order-ingest", "workers.order_ingest", ("orders.pushed",), ("orders.accepted", "orders.rejected"),
                "orders.pushed → orders.accepted (QR link) | orders.rejected"),
-    WorkerSpec("invoice-issue", "workers.invoice_issue", ("buyer.submitted",),
-               ("invoices.issued", "invoices.failed"),
-               "buyer.submitted → invoices.issued | invoices.failed"),
+    WorkerSpec("invoice-issue", "workers.invoice_issue", ("buyer.submitted", "reversals.confirmed", "orders.rejected"),
+               ("invoices.issued", "invoices.failed", "reversals.cancelled"),
+               "buyer.submitted → invoices.issued | invoices.failed; reversals.confirmed → red invoice"),
     WorkerSpec("delivery", "workers.delivery", ("delivery.requested",), ("delivery.completed",),
                "delivery.requested → e-mail / SMS → delivery.completed"),
     WorkerSpec("callbacks", "workers.callbacks", ("orders.accepted", "orders.rejected", "invoices.issued"), (),

@@ -16,6 +16,9 @@ STAGES = (
     "delivery.requested",
     "delivery.completed",
     "settings",
+    "reversals.requested",
+    "reversals.confirmed",
+    "reversals.cancelled",
 )
 
 # Topic configuration beyond the defaults: the settings topic keeps the latest record per key.

@@ -21,6 +21,7 @@ from schemas.events import (
     OrderRejected,
     Violation,
 )
+from schemas.reversals import ReversalCancelled, ReversalConfirmed, ReversalLine, ReversalRequested
 
 # The model of each topic, by stage name (see fapiao.topics.STAGES).
 TOPIC_MODELS = {
@@ -33,6 +34,9 @@ TOPIC_MODELS = {
     "delivery.requested": DeliveryRequested,
     "delivery.completed": DeliveryCompleted,
     "settings": SettingsRecord,
+    "reversals.requested": ReversalRequested,
+    "reversals.confirmed": ReversalConfirmed,
+    "reversals.cancelled": ReversalCancelled,
 }
 
 __all__ = [n for n in dir() if not n.startswith("_")]

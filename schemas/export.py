@@ -22,7 +22,8 @@ def json_schemas() -> dict[str, dict]:
 def asyncapi(prefix: str = "fapiao") -> dict:
     schemas = json_schemas()
     channels, operations, messages = {}, {}, {}
-    consumers = {"orders.pushed": "order-ingest", "buyer.submitted": "invoice-issue", "delivery.requested": "delivery"}
+    consumers = {"orders.pushed": "order-ingest", "buyer.submitted": "invoice-issue", "delivery.requested": "delivery",
+                 "reversals.confirmed": "invoice-issue"}
     for stage, schema in schemas.items():
         name = stage.replace(".", "_")
         model = TOPIC_MODELS[stage]

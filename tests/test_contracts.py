@@ -8,7 +8,7 @@ import pytest
 
 from schemas import TOPIC_MODELS, Contract, DeliveryRequested
 from schemas.export import rendered
-from fapiao.topics import STAGES, TopicNames, order_key
+from fapiao.topics import CONSUMED, STAGES, TopicNames, order_key
 
 
 def test_checked_in_contracts_are_current():
@@ -49,6 +49,6 @@ def test_event_round_trips_and_validates_against_its_schema():
 def test_topic_names_and_key():
     t = TopicNames("acme")
     assert t["orders.pushed"] == "acme.orders.pushed" and t.dlq("buyer.submitted") == "acme.buyer.submitted.dlq"
-    assert len(t.all()) == len(STAGES) + 6
+    assert len(t.all()) == len(STAGES) + len(CONSUMED)
     assert t.config("acme.settings") == {"cleanup.policy": "compact"}
     assert order_key("91440300MA5G9GK78Y", "A-1") == b"91440300MA5G9GK78Y:A-1"

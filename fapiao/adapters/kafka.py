@@ -158,6 +158,12 @@ class TopicReader:
         self.records.extend(new)
         return new
 
+    def skip_to_end(self) -> "TopicReader":
+        """Read only what arrives from now on (e.g. the answers to what is about to be published)."""
+        for tp, offset in self.consumer.end_offsets(self.tps).items():
+            self.consumer.seek(tp, offset)
+        return self
+
     def wait_for(self, predicate, timeout: float = 60.0):
         deadline = time.monotonic() + timeout
         for r in self.records:

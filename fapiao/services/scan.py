@@ -31,6 +31,7 @@ class ScanView:
     error: str | None = None
     deliveries: tuple[tuple[str, str, str], ...] = ()  # (channel, target, status)
     qr_key: str | None = None
+    reversal: str | None = None  # 已红冲 / 部分红冲 once red invoices reverse the issued one
     tax_id_notice: str | None = None  # V7.0.18: the QR key's tax ID is not the order's
 
 
@@ -55,14 +56,18 @@ def scan_view(sessions: sessionmaker, link_id: str) -> ScanView | None:
             return None
         key = order_key(row.seller_tax_id, row.bill_no).decode()
         order = Order.model_validate(row.order)
-        inv = s.scalar(select(InvoiceRow).where(InvoiceRow.order_id == row.id))
+        inv = s.scalar(select(InvoiceRow).where(InvoiceRow.order_id == row.id, InvoiceRow.red_of.is_(None))
+                       .order_by(InvoiceRow.generation.desc()))  # the order's latest blue invoice
         if inv is not None and inv.status == "issued":
             deliveries = s.execute(
                 select(DeliveryRow.channel, DeliveryRow.target, DeliveryRow.status).where(
                     DeliveryRow.invoice_number == inv.number
                 )
             ).all()
-            return ScanView(order, key, "issued", Invoice.model_validate(inv.invoice), inv.documents,
+            reds = s.scalars(select(InvoiceRow.total_with_tax).where(InvoiceRow.red_of == inv.number,
+                                                                     InvoiceRow.status == "issued")).all()
+            reversal = None if not reds else "已红冲" if sum(reds) + inv.total_with_tax == 0 else "部分红冲"
+            return ScanView(order, key, "issued", Invoice.model_validate(inv.invoice), inv.documents, reversal=reversal,
                             deliveries=tuple(tuple(d) for d in deliveries), qr_key=row.qr_key)
         if inv is not None and inv.status == "failed":
             return ScanView(order, key, "failed", error=inv.error, qr_key=row.qr_key)

@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from fapiao.services.issue import handle_submission, issue_submissions
 from schemas.events import BuyerSubmitted
 from workers.observability import ISSUE_LATENCY
+from workers.invoice_issue import reversals
 from workers.runtime import Runtime
 
 log = logging.getLogger("fapiao.invoice_issue")
@@ -34,4 +35,5 @@ def register(app, settings, deps) -> Runtime:
         lambda ev: observed([ev], [handle_submission(deps.sessions, deps.issuer, ev)])[0],
         batch_handler=lambda evs: observed(evs, issue_submissions(deps.sessions, deps.issuer, evs)),
     )
+    reversals.register(app, settings, deps)  # 红冲: red invoices, lapses, rejections kept for the timeline
     return rt
