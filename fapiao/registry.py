@@ -35,6 +35,8 @@ WORKERS: tuple[WorkerSpec, ...] = (
     WorkerSpec("invoice-issue", "workers.invoice_issue", ("buyer.submitted", "reversals.confirmed", "orders.rejected"),
                ("invoices.issued", "invoices.failed", "reversals.cancelled"),
                "buyer.submitted → invoices.issued | invoices.failed; reversals.confirmed → red invoice"),
+    WorkerSpec("render", "workers.render", ("invoices.issued",), ("documents.rendered", "delivery.requested"),
+               "invoices.issued → PDF + JSON + HTML → documents.rendered + delivery.requested"),
     WorkerSpec("delivery", "workers.delivery", ("delivery.requested",), ("delivery.completed",),
                "delivery.requested → e-mail / SMS → delivery.completed"),
     WorkerSpec("callbacks", "workers.callbacks", ("orders.accepted", "orders.rejected", "invoices.issued"), (),

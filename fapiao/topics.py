@@ -13,6 +13,7 @@ STAGES = (
     "buyer.submitted",
     "invoices.issued",
     "invoices.failed",
+    "documents.rendered",
     "delivery.requested",
     "delivery.completed",
     "settings",

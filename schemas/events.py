@@ -237,3 +237,15 @@ class DeliveryCompleted(Contract):
     outcome: Literal["sent", "failed"]
     attempts: int
     error: str | None = None
+
+
+class DocumentRendered(Contract):
+    """documents.rendered: an issued invoice's documents (PDF, JSON, HTML) exist; delivery may mail them.
+
+    Published by the render stage after the files are written and recorded, before it asks for delivery, so a
+    consumer of this event can always open the documents it names."""
+
+    invoice_number: str
+    seller_tax_id: str
+    invoice: Invoice = Field(description="The invoice the documents show (as in invoices.issued).")
+    documents: dict[str, str] = Field(description="Format (`json`, `html`, `pdf`) to location.")

@@ -197,28 +197,39 @@ def issue_submissions(sessions: sessionmaker, issuer: Issuer, events: list[Buyer
 
         totals = _issued_this_month(s, {o.seller_tax_id for o, _, limit in to_issue.values() if limit is not None},
                                     now)
-        numbering, refused = [], {}
-        for key, (order, draft, limit) in to_issue.items():
-            try:
-                if limit is not None:
-                    check_monthly_limit(limit, totals[order.seller_tax_id], draft.total_with_tax)
-                    totals[order.seller_tax_id] += draft.total_with_tax
-                numbering.append((key, draft))
-            except IssueRefused as exc:
-                refused[key] = exc
-        for (key, draft), answer in zip(numbering, _number(s, issuer, numbering)):
-            if isinstance(answer, IssueRefused):
-                refused[key] = answer
-                continue
-            order = to_issue[key][0]
-            number, issued_at = answer
-            invoice = draft.model_copy(update={"number": number, "issued_at": issued_at})
-            row = _invoice_row(s, invoices, order, now)
-            row.invoice = invoice.model_dump(mode="json")
-            row.number, row.status, row.issued_at = number, "issued", issued_at
-            row.total_with_tax, row.error = invoice.total_with_tax, None
-            order.status = "issued"
-            results[key] = _issued(row, key, invoice)
+        refused: dict[str, IssueRefused] = {}
+        pending = list(to_issue)
+        while pending:  # again only when the issuer refused some, which leaves room under the quota
+            numbering, over = [], {}
+            for key in pending:
+                order, draft, limit = to_issue[key]
+                try:
+                    if limit is not None:
+                        check_monthly_limit(limit, totals[order.seller_tax_id], draft.total_with_tax)
+                        totals[order.seller_tax_id] += draft.total_with_tax
+                    numbering.append((key, draft))
+                except IssueRefused as exc:
+                    over[key] = exc
+            released = False
+            for (key, draft), answer in zip(numbering, _number(s, issuer, numbering)):
+                order = to_issue[key][0]
+                if isinstance(answer, IssueRefused):
+                    refused[key] = answer
+                    if to_issue[key][2] is not None:
+                        totals[order.seller_tax_id] -= draft.total_with_tax
+                        released = True
+                    continue
+                number, issued_at = answer
+                invoice = draft.model_copy(update={"number": number, "issued_at": issued_at})
+                row = _invoice_row(s, invoices, order, now)
+                row.invoice = invoice.model_dump(mode="json")
+                row.number, row.status, row.issued_at = number, "issued", issued_at
+                row.total_with_tax, row.error = invoice.total_with_tax, None
+                order.status = "issued"
+                results[key] = _issued(row, key, invoice)
+            pending = list(over) if released and numbering else []
+            if not pending:
+                refused.update(over)
         for key, exc in refused.items():
             order = to_issue[key][0]
             row = _invoice_row(s, invoices, order, now)
