@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
 
 
 def _die_with_parent() -> None:
@@ -23,6 +24,21 @@ def _die_with_parent() -> None:
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         pass
+
+
+def replica_ports(names: Sequence[str], replicas: int, base_port: int) -> list[tuple[str, str, int]]:
+    """(child name, worker name, /metrics port) of each process when every worker kind in ``names`` runs as
+    ``replicas`` processes: replica ``r`` of the ``i``-th kind gets ``base_port + i * replicas + r``. One replica
+    keeps the plain worker name (and the port layout of a single process per kind)."""
+    return [(name if replicas == 1 else f"{name}-{r + 1}", name, base_port + i * replicas + r)
+            for i, name in enumerate(names) for r in range(replicas)]
+
+
+def spawn_replicas(sup: "Supervisor", names: Sequence[str], replicas: int, base_port: int) -> None:
+    """Start ``replicas`` processes of each worker kind. They join one consumer group per kind, so the group
+    spreads the partitions across them (as many busy replicas as partitions, at most)."""
+    for child, name, port in replica_ports(names, replicas, base_port):
+        sup.spawn(child, "worker", name, env={"FAPIAO_WORKER_PORT": str(port), "FAPIAO_WORKER_REPLICAS": "1"})
 
 
 @dataclass

@@ -18,10 +18,12 @@ from fapiao.registry import WORKER_NAMES, WORKERS
 DEMO_ORDER = Path(__file__).parents[1] / "demo" / "sample_order.json"
 
 
-def spawn_workers(sup, s: Settings) -> None:
-    """Each worker a child process with its own port for /metrics, /healthz and /readyz."""
-    for i, w in enumerate(WORKER_NAMES):
-        sup.spawn(w, "worker", w, env={"FAPIAO_WORKER_PORT": str(s.worker_port + i)})
+def spawn_workers(sup, s: Settings, names=WORKER_NAMES, replicas: int = 1) -> None:
+    """Each worker (``replicas`` processes of each) a child process with its own port for /metrics, /healthz
+    and /readyz."""
+    from fapiao.supervisor import spawn_replicas
+
+    spawn_replicas(sup, names, replicas, s.worker_port)
 
 
 WORKER_HELP = "Run one worker (its own consumer group), or all of them as child processes:\n\n" + "\n\n".join(
@@ -31,10 +33,14 @@ WORKER_HELP = "Run one worker (its own consumer group), or all of them as child 
 
 @click.command(help=WORKER_HELP)
 @click.argument("name", type=click.Choice([*WORKER_NAMES, "all"]))
+@click.option("--replicas", type=click.IntRange(1, 64), default=None,
+              help="Processes of each worker kind on this machine, sharing the partitions through the consumer "
+                   "group; replica i serves /metrics on FAPIAO_WORKER_PORT + i. Default: FAPIAO_WORKER_REPLICAS.")
 @pass_app
-def worker(app: AppContext, name: str) -> None:
+def worker(app: AppContext, name: str, replicas: int | None) -> None:
     s = app.settings
-    if name != "all":
+    replicas = replicas or s.worker_replicas
+    if name != "all" and replicas == 1:
         from workers.app import run_worker
 
         run_worker(s, name)
@@ -42,7 +48,7 @@ def worker(app: AppContext, name: str) -> None:
     from fapiao.supervisor import Supervisor
 
     sup = Supervisor(env=dict(os.environ))
-    spawn_workers(sup, s)
+    spawn_workers(sup, s, WORKER_NAMES if name == "all" else (name,), replicas)
     code = sup.wait()
     sup.stop()
     sys.exit(code)
