@@ -64,15 +64,16 @@ class SandboxIssuer:
             for done in s.scalars(select(SandboxIssueRow).where(SandboxIssueRow.idempotency_key.in_(keys[i:i + 500]))):
                 answers[done.idempotency_key] = (done.number, done.issued_at)
         wanted: dict[tuple[str, int], list[tuple[str, Invoice]]] = {}
+        taken: set[str] = set()  # a key twice in items gets one number
         for key, draft in items:
-            if key in answers:
+            if key in answers or key in taken:
                 continue
             if self._failures:
                 if self._failures.pop(0) == "transient":
                     raise Transient("sandbox issuer: simulated transient failure")
                 answers[key] = IssueRefused("ISSUER_REFUSED", "sandbox issuer: simulated permanent refusal")
                 continue
-            answers[key] = None  # taken below; a key twice in items gets one number
+            taken.add(key)
             wanted.setdefault((draft.seller_tax_id, draft.issued_at.year), []).append((key, draft))
         for (seller_tax_id, year), group in wanted.items():
             seq = s.scalar(select(SandboxSequenceRow).where(SandboxSequenceRow.seller_tax_id == seller_tax_id,

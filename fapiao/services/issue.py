@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from fapiao.adapters.db import InvoiceRow, OrderRow, SubmissionRow, begin_write, lock_sellers
 from fapiao.adapters.issuer import Issuer
 from fapiao.domain.invoice import IssueRefused, build_invoice, check_monthly_limit
-from fapiao.domain.merchant import ScanType
+from fapiao.domain.merchant import QrSettingView, ScanType
 from fapiao.services import Outcome, stable_id
 from fapiao.services.merchants import find_setting
 from schemas.events import (
@@ -111,7 +112,7 @@ def _orders(s: Session, order_keys: set[str]) -> dict[str, OrderRow]:
 
 
 def _by_order(s: Session, model, order_ids: list[int]) -> dict:
-    rows = {}
+    rows: dict[int, Any] = {}
     for i in range(0, len(order_ids), 500):
         rows.update((r.order_id, r) for r in s.scalars(select(model).where(model.order_id.in_(order_ids[i : i + 500]))))
     return rows
@@ -128,16 +129,16 @@ def _issued_this_month(s: Session, sellers: set[str], now: datetime) -> dict[str
                    InvoiceRow.issued_at >= start)
             .group_by(InvoiceRow.seller_tax_id)
         )
-        totals.update((seller, Decimal(total)) for seller, total in rows)
+        totals.update((seller, Decimal(total or 0)) for seller, total in rows)
     return totals
 
 
-def _number(s: Session, issuer: Issuer, items: list[tuple[str, Invoice]]) -> list:
+def _number(s: Session, issuer: Issuer, items: list[tuple[str, Invoice]]) -> list[tuple[str, datetime] | IssueRefused]:
     """(number, issue time) or IssueRefused for each (order key, draft); Transient propagates."""
     issue_within = getattr(issuer, "issue_within", None)
     if issue_within is not None:
         return issue_within(s, items)
-    answers = []
+    answers: list[tuple[str, datetime] | IssueRefused] = []
     for key, draft in items:  # an external platform: one call per invoice, each idempotent by the order key
         try:
             answers.append(issuer.issue(key, draft))
@@ -164,9 +165,9 @@ def issue_submissions(sessions: sessionmaker, issuer: Issuer, events: list[Buyer
         lock_sellers(s, {o.seller_tax_id for o in orders.values()})
         ids = [o.id for o in orders.values()]
         invoices, subs = _by_order(s, InvoiceRow, ids), _by_order(s, SubmissionRow, ids)
-        settings: dict[tuple, object] = {}
-        results: dict[str, Outcome | None] = {}  # order key -> its outcome (None: waits for the merchant)
-        to_issue: dict[str, tuple[OrderRow, Invoice, object]] = {}
+        settings: dict[tuple, QrSettingView | None] = {}
+        results: dict[str, Outcome] = {}  # order key -> its outcome
+        to_issue: dict[str, tuple[OrderRow, Invoice, Decimal | None]] = {}
         plan: list[str | None] = []  # per event: the order key whose outcome it gets, or None (nothing)
         for ev in events:
             key, order = ev.order_key, orders.get(ev.order_key)
@@ -175,9 +176,11 @@ def issue_submissions(sessions: sessionmaker, issuer: Issuer, events: list[Buyer
                 plan.append(key)
                 continue
             row = invoices.get(order.id)
-            if key in to_issue or (row is not None and row.status == "issued"):
-                if key not in to_issue:
-                    results[key] = _issued(row, key)
+            if key in to_issue:
+                plan.append(key)
+                continue
+            if row is not None and row.status == "issued":
+                results[key] = _issued(row, key)
                 plan.append(key)
                 continue
             _record(s, subs, order, ev)
@@ -230,14 +233,14 @@ def issue_submissions(sessions: sessionmaker, issuer: Issuer, events: list[Buyer
             pending = list(over) if released and numbering else []
             if not pending:
                 refused.update(over)
-        for key, exc in refused.items():
+        for key, refusal in refused.items():
             order = to_issue[key][0]
             row = _invoice_row(s, invoices, order, now)
-            row.status, row.error = "failed", exc.reason
+            row.status, row.error = "failed", refusal.reason
             order.status = "failed"
-            results[key] = _failed(key, exc.code, exc.reason, retryable=False)
+            results[key] = _failed(key, refusal.code, refusal.reason, retryable=False)
         s.commit()
-    return [[results[key]] if key is not None and results[key] is not None else [] for key in plan]
+    return [[results[key]] if key is not None else [] for key in plan]
 
 
 def _record(s: Session, subs: dict[int, SubmissionRow], order: OrderRow, ev: BuyerSubmitted) -> None:
