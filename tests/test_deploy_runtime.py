@@ -51,8 +51,9 @@ def test_auto_format_is_text_on_a_terminal_and_json_elsewhere():
 def test_json_lines_carry_the_context_and_no_ansi():
     logging_config("info", "json")  # installs the record factory that stamps the context
     with log_context(order_key="91440300MA5G9GK78Y:B-1"):
-        r = logging.getLogger("fapiao.worker").makeRecord("fapiao.worker", logging.WARNING, __file__, 1,
-                                                          "\x1b[31mred\x1b[0m %s", ("text",), None)
+        r = logging.getLogger("fapiao.worker").makeRecord(
+            "fapiao.worker", logging.WARNING, __file__, 1, "\x1b[31mred\x1b[0m %s", ("text",), None
+        )
     doc = json.loads(JsonFormatter().format(r))
     assert doc["message"] == "red text" and doc["level"] == "warning"
     assert doc["order_key"] == "91440300MA5G9GK78Y:B-1"
@@ -104,8 +105,7 @@ def test_a_fatal_group_join_error_is_noticed_once():
     try:
         logger.error("Heartbeat failed: local member_id was not recognized")
         assert calls == []
-        logger.error("Attempt to join group failed due to fatal error: %s",
-                     "[Error 26] InvalidSessionTimeoutError")
+        logger.error("Attempt to join group failed due to fatal error: %s", "[Error 26] InvalidSessionTimeoutError")
         logger.error("Attempt to join group failed due to fatal error: %s", "again")
     finally:
         logger.removeHandler(watch)
@@ -120,9 +120,15 @@ def test_the_lag_exporter_exports_each_series_once():
     from workers.lag_exporter import LagExporter
 
     exporter = LagExporter(Settings(_env_file=None))
-    exporter.export(LagReport([PartitionLag("fapiao-delivery", "fapiao.delivery.requested", 0, 5, 12, 7, 3.5, "OK"),
-                               PartitionLag("fapiao-delivery", "fapiao.delivery.requested", 1, None, 0, None, None,
-                                            "OK")], {"fapiao-delivery": "OK"}))
+    exporter.export(
+        LagReport(
+            [
+                PartitionLag("fapiao-delivery", "fapiao.delivery.requested", 0, 5, 12, 7, 3.5, "OK"),
+                PartitionLag("fapiao-delivery", "fapiao.delivery.requested", 1, None, 0, None, None, "OK"),
+            ],
+            {"fapiao-delivery": "OK"},
+        )
+    )
     text = generate_latest(exporter.registry).decode()
     labels = 'group="fapiao-delivery",partition="0",topic="fapiao.delivery.requested"'
     assert f"kafka_consumergroup_group_lag{{{labels}}} 7.0" in text

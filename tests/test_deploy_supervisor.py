@@ -31,8 +31,7 @@ def test_a_killed_child_is_restarted_with_backoff(capsys):
 
 
 def test_a_child_dying_at_every_start_stops_everything(capsys):
-    sup = Supervisor(env=dict(os.environ), restart=True, backoff=0.05, give_up_after=2,
-                     command=(sys.executable, "-c"))
+    sup = Supervisor(env=dict(os.environ), restart=True, backoff=0.05, give_up_after=2, command=(sys.executable, "-c"))
     sup.spawn("broken", CRASHER)
     sup.spawn("healthy", SLEEPER)
     try:

@@ -40,6 +40,12 @@ def _tune_consumer_fetch(fetch_max_wait_ms: int) -> None:
     driver.AIOKafkaConsumerThread._create_worker_consumer = create
 
 
+def _faust_dir(settings: Settings) -> str:
+    path = settings.data_dir / "faust"
+    path.mkdir(parents=True, exist_ok=True)
+    return str(path / "{conf.name}-data")  # Faust fills in the app's id
+
+
 def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
 
@@ -54,6 +60,9 @@ def create_app(settings: Settings, worker: str, deps: Deps | None = None) -> fau
         spec.group(settings.group_prefix),
         broker=broker_urls(settings.bootstrap_servers),
         store="memory://",
+        # Faust makes a directory per app here (in the working directory by default, which in a container may
+        # be read-only); keep it under the data directory.
+        datadir=_faust_dir(settings),
         web_enabled=True,
         web_bind=settings.worker_host,
         web_port=settings.worker_port,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from fapiao.cli import exporter, ops, orders, run, settings
+from fapiao.cli import docs, exporter, ops, orders, run, settings
 from fapiao.cli.context import AppContext
 
 
@@ -22,6 +22,6 @@ def main(ctx: click.Context) -> None:
     ctx.ensure_object(AppContext)
 
 
-for module in (run, orders, settings, ops, exporter):
+for module in (run, orders, settings, ops, exporter, docs):
     for command in module.COMMANDS:
         main.add_command(command)
