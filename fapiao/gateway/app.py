@@ -280,6 +280,7 @@ async def download(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness: the process answers HTTP. Nothing else is checked, so a broker outage restarts nothing."""
     return web.json_response({"status": "ok"})
 
 
@@ -296,10 +297,6 @@ async def _kafka_ctx(app: web.Application):
     await producer.stop()
 
 
-    """Liveness: the process answers HTTP. Nothing else is checked, so a broker outage restarts nothing."""
-def create_gateway(settings: Settings) -> web.Application:
-    app = web.Application()
-    app[SETTINGS] = settings
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: 200 only when the database answers, the broker's metadata is known (with the topic scans publish
     to) and the settings cache has read the settings topic to its end; else 503 with each check's result."""
@@ -322,6 +319,9 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"ready": ready, **checks, **cache}, status=200 if ready else 503)
 
 
+def create_gateway(settings: Settings) -> web.Application:
+    app = web.Application()
+    app[SETTINGS] = settings
     app["sessions"] = make_session_factory(make_engine(settings.db_url))
     app.cleanup_ctx.append(_kafka_ctx)
     app.add_routes([
