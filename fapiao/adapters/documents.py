@@ -1,6 +1,7 @@
 """Where an issued invoice's renderings live: ``{documents_dir}/{seller tax id}/{invoice number}.{json,html,pdf}``.
 
-Files are written to a temporary name and renamed, so a reader never sees half a document.
+Files are written to a temporary name and renamed, so a reader never sees half a document; the PDF is written
+last, so when it exists the other two do as well (``existing`` relies on that after a crash mid-way).
 """
 
 from __future__ import annotations
@@ -9,12 +10,13 @@ import os
 import tempfile
 from pathlib import Path
 
+from fapiao.adapters.html import templates
 from fapiao.adapters.pdf import render_invoice_pdf
 from fapiao.domain.buyer import BUYER_TYPE_LABELS
 from fapiao.domain.invoice import invoice_title
-from fapiao.adapters.html import templates
 from schemas.events import Invoice
 
+FORMATS = ("json", "html", "pdf")  # the order they are written in: the PDF last
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -41,14 +43,20 @@ class DocumentStore:
             inv=invoice, title=invoice_title(invoice.kind), buyer_labels=BUYER_TYPE_LABELS
         )
 
+    def existing(self, invoice: Invoice) -> dict[str, str] | None:
+        """The documents of ``invoice`` if all of them are on disk already (format → path), else None."""
+        paths = {fmt: self.path(invoice, fmt) for fmt in FORMATS}
+        return {fmt: str(p) for fmt, p in paths.items()} if all(p.exists() for p in paths.values()) else None
+
     def save(self, invoice: Invoice) -> dict[str, str]:
+        """Render and write the JSON, HTML and PDF of ``invoice`` (replacing any); returns format → path."""
         out = {}
-        for fmt, data in (
-            ("json", invoice.model_dump_json(indent=2).encode()),
-            ("html", self.render_html(invoice).encode()),
-            ("pdf", render_invoice_pdf(invoice)),
+        for fmt, render in (
+            ("json", lambda: invoice.model_dump_json(indent=2).encode()),
+            ("html", lambda: self.render_html(invoice).encode()),
+            ("pdf", lambda: render_invoice_pdf(invoice)),
         ):
             p = self.path(invoice, fmt)
-            write_atomic(p, data)
+            write_atomic(p, render())
             out[fmt] = str(p)
         return out

@@ -1,76 +1,52 @@
-"""The invoice as a PDF laid out like a 数电票, with an embedded Chinese font so the text renders as real glyphs
-everywhere and can be extracted.
+"""The invoice as a PDF laid out like a 数电票, with its Chinese glyphs embedded so it opens identically everywhere
+and its text can be extracted.
 
-The font is Noto Sans CJK (SIL OFL), installed from PyPI (``cvttf-notosanscjk-regular``: the one wheel there that
-carries a plain static CJK OpenType file). Loading the 16 MB font costs ~0.3 s per document, so on first use it is
-cut once to the GB 2312 characters plus ASCII and common punctuation (~1.6 MB, kept in the user's cache folder);
-a document with a character outside that set uses the full font.
+Drawn with ReportLab: the font is parsed once per process (``cjk_font()``), and each document embeds only the
+glyphs it uses, cut from the parsed font in memory (a few ms: no font subsetting library runs per document, no
+file is written, nothing is cached on disk). The font is fapiao's own build of Noto Sans CJK with the
+simplified-Chinese (zh-Hans) glyphs and TrueType outlines (fapiao/fonts, built by tools/build_cjk_font.py), and
+it covers every CJK ideograph Noto has, so a name such as 王喆 or 李玥 costs what any other name costs.
+
+The QR code is drawn as vector squares, so it stays sharp at any zoom.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import io
-import os
-import tempfile
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
 
-from fpdf import FPDF
+import segno
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
 
-from fapiao.adapters.qr import qr_png
 from fapiao.domain.buyer import BUYER_TYPE_LABELS
 from fapiao.domain.invoice import invoice_qr_payload, invoice_title
 from schemas.events import Invoice
 
-CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fapiao"
-SUBSET_NAME = "NotoSansCJK-GB2312-v1.otf"
-BROWN = (139, 69, 19)
+FONT_FILE = Path(__file__).resolve().parents[1] / "fonts" / "NotoSansCJKsc-Regular.ttf"
+FONT = "NotoSansCJKsc"
+BROWN = (139 / 255, 69 / 255, 19 / 255)
 ZERO_RATE = {"1": "免税", "2": "不征税", "3": "0%"}
-
-
-def full_font() -> Path:
-    spec = importlib.util.find_spec("cvttf_NotoSansCJK_Regular")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("the Chinese font package cvttf-notosanscjk-regular is not installed")
-    return Path(spec.submodule_search_locations[0]) / "NotoSansCJKtc-Regular.otf"
+PAGE_W, PAGE_H = 240, 148  # mm, landscape
+BOTTOM = 8  # mm kept free at the foot of a page
+PAD = 1  # mm between a cell's edge and its text
 
 
 @lru_cache(maxsize=1)
-def subset_chars() -> frozenset[str]:
-    chars = {chr(c) for c in range(0x20, 0x7F)}
-    for hi in range(0xA1, 0xF8):
-        for lo in range(0xA1, 0xFF):
-            try:
-                chars.add(bytes([hi, lo]).decode("gb2312"))
-            except UnicodeDecodeError:
-                pass
-    return frozenset(chars | set("￥¥×÷％（）【】《》“”‘’、，。：；？！—…·"))
+def cjk_font() -> TTFont:
+    """The CJK font, parsed and registered with ReportLab once per process (~0.5 s); later calls are free."""
+    font = TTFont(FONT, str(FONT_FILE))
+    pdfmetrics.registerFont(font)
+    return font
 
 
-def subset_font() -> Path:
-    path = CACHE_DIR / SUBSET_NAME
-    if path.exists():
-        return path
-    from fontTools import subset
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    opts = subset.Options()
-    opts.name_IDs, opts.notdef_outline, opts.layout_features, opts.hinting = ["*"], True, [], False
-    font = subset.load_font(str(full_font()), opts)
-    subsetter = subset.Subsetter(opts)
-    subsetter.populate(text="".join(sorted(subset_chars())))
-    subsetter.subset(font)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".otf")
-    os.close(fd)
-    subset.save_font(font, tmp, opts)
-    os.replace(tmp, path)  # concurrent first uses each write a whole file; the last rename wins
-    return path
-
-
-def _font_for(text: str) -> Path:
-    return subset_font() if set(text) <= subset_chars() else full_font()
+def qr_text(inv: Invoice) -> str:
+    """What the invoice's QR code says (the 数电票 verification string)."""
+    return invoice_qr_payload(inv)
 
 
 def _money(v: Decimal | None) -> str:
@@ -83,67 +59,178 @@ def _rate(line) -> str:
     return f"{(line.tax_rate * 100).normalize():f}%"
 
 
-def render_invoice_pdf(inv: Invoice) -> bytes:
-    texts = [inv.seller_name, inv.buyer.title, inv.remark or "", inv.drawer or "",
-             *(l.goods_name + (l.specification or "") + (l.units or "") for l in inv.lines)]
-    pdf = FPDF(orientation="L", unit="mm", format=(148, 240))
-    pdf.set_auto_page_break(True, margin=8)
-    pdf.add_page()
-    pdf.add_font("cjk", fname=str(_font_for("".join(texts))))
-    pdf.set_text_color(*BROWN)
-    pdf.set_draw_color(*BROWN)
+class _Page:
+    """A cursor over the canvas in millimetres from the top-left corner, the way the layout is written."""
 
-    qr = invoice_qr_payload(inv)
-    pdf.image(io.BytesIO(qr_png(qr, scale=3)), x=10, y=8, w=22, h=22)
-    pdf.set_font("cjk", size=17)
-    pdf.set_xy(40, 10)
-    pdf.cell(160, 10, invoice_title(inv.kind), align="C")
-    pdf.set_font("cjk", size=9)
-    pdf.set_xy(172, 10)
-    pdf.multi_cell(62, 5, f"发票号码：{inv.number}\n开票日期：{inv.issued_at:%Y年%m月%d日}", align="L")
+    def __init__(self, canvas: Canvas, font: TTFont):
+        self.c, self.font, self.size, self.y = canvas, font, 9.0, 10.0
+        self._style()
+
+    def _style(self) -> None:
+        self.c.setFillColorRGB(*BROWN)
+        self.c.setStrokeColorRGB(*BROWN)
+        self.c.setLineWidth(0.2 * mm)
+
+    def set_size(self, size: float) -> None:
+        self.size = size
+        self.c.setFont(FONT, size)
+
+    def need(self, h: float) -> None:
+        """Start a new page when ``h`` mm do not fit on this one."""
+        if self.y + h > PAGE_H - BOTTOM:
+            self.c.showPage()
+            self._style()
+            self.c.setFont(FONT, self.size)
+            self.y = 10.0
+
+    def width(self, text: str, size: float | None = None) -> float:
+        return self.font.stringWidth(text, size or self.size) / mm
+
+    def text(self, x: float, y: float, w: float, h: float, text: str, align: str = "L") -> None:
+        """``text`` in the cell (x, y, w, h): vertically centred, shrunk to fit the width when it is too long."""
+        if not text:
+            return
+        size = self.size
+        room = w - 2 * PAD
+        width = self.width(text)
+        if width > room > 0:
+            size = max(4.0, size * room / width)
+            width = self.width(text, size)
+        base = (PAGE_H - (y + h / 2 + 0.3 * size * 25.4 / 72)) * mm
+        if align == "C":
+            left = x + (w - width) / 2
+        elif align == "R":
+            left = x + w - PAD - width
+        else:
+            left = x + PAD
+        if size != self.size:
+            self.c.setFont(FONT, size)
+            self.c.drawString(left * mm, base, text)
+            self.c.setFont(FONT, self.size)
+        else:
+            self.c.drawString(left * mm, base, text)
+
+    def wrap(self, text: str, w: float) -> list[str]:
+        """``text`` broken into lines that fit ``w`` mm (at any character: CJK text has no spaces)."""
+        room, lines = w - 2 * PAD, []
+        for para in text.split("\n"):
+            line, used = "", 0.0
+            for ch in para:
+                cw = self.width(ch)
+                if line and used + cw > room:
+                    lines.append(line)
+                    line, used = "", 0.0
+                line, used = line + ch, used + cw
+            lines.append(line)
+        return lines
+
+    def line(self, x1: float, y1: float, x2: float, y2: float) -> None:
+        self.c.line(x1 * mm, (PAGE_H - y1) * mm, x2 * mm, (PAGE_H - y2) * mm)
+
+    def rect(self, x: float, y: float, w: float, h: float) -> None:
+        self.c.rect(x * mm, (PAGE_H - y - h) * mm, w * mm, h * mm, stroke=1, fill=0)
+
+    def qr(self, data: str, x: float, y: float, size: float) -> None:
+        """The QR code as filled squares (2 modules of quiet zone inside ``size``), one path, black."""
+        code = segno.make(data, error="m")
+        border = 2
+        n = code.symbol_size(border=border)[0]
+        unit = size / n
+        path = self.c.beginPath()
+        for r, row in enumerate(code.matrix):
+            c = 0
+            while c < len(row):
+                if row[c] & 1:
+                    start = c
+                    while c < len(row) and row[c] & 1:
+                        c += 1
+                    path.rect((x + (start + border) * unit) * mm, (PAGE_H - y - (r + border + 1) * unit) * mm,
+                              (c - start) * unit * mm, unit * mm)
+                else:
+                    c += 1
+        self.c.saveState()
+        self.c.setFillColorRGB(0, 0, 0)
+        self.c.drawPath(path, stroke=0, fill=1)
+        self.c.restoreState()
+
+
+def render_invoice_pdf(inv: Invoice) -> bytes:
+    """The invoice's PDF (one page, more when it has many lines). Pure: the same invoice gives the same bytes."""
+    font = cjk_font()
+    buf = io.BytesIO()
+    canvas = Canvas(buf, pagesize=(PAGE_W * mm, PAGE_H * mm), invariant=1, pageCompression=1,
+                    initialFontName=FONT, initialFontSize=9)
+    canvas.setTitle(f"{invoice_title(inv.kind)} {inv.number}")
+    canvas.setAuthor(inv.seller_name)
+    p = _Page(canvas, font)
+
+    p.qr(qr_text(inv), 10, 8, 22)
+    p.set_size(17)
+    p.text(40, 10, 160, 10, invoice_title(inv.kind), "C")
+    p.set_size(9)
+    p.text(172, 10, 62, 5, f"发票号码：{inv.number}")
+    p.text(172, 15, 62, 5, f"开票日期：{inv.issued_at:%Y年%m月%d日}")
 
     top, half = 34, 110
-    pdf.rect(10, top, 220, 24)
-    pdf.line(10 + half, top, 10 + half, top + 24)
-    for x, label, name, tax_id, extra in (
-        (10, "购买方信息", inv.buyer.title, inv.buyer.tax_id or "", BUYER_TYPE_LABELS[inv.buyer.buyer_type]),
-        (10 + half, "销售方信息", inv.seller_name, inv.seller_tax_id, ""),
+    p.set_size(8)
+    parties = []
+    for label, name, tax_id, extra in (
+        ("购买方信息", inv.buyer.title, inv.buyer.tax_id or "", BUYER_TYPE_LABELS[inv.buyer.buyer_type]),
+        ("销售方信息", inv.seller_name, inv.seller_tax_id, ""),
     ):
-        pdf.set_xy(x + 2, top + 2)
-        pdf.set_font("cjk", size=8)
-        pdf.multi_cell(half - 4, 5, f"{label}\n名称：{name}\n统一社会信用代码/纳税人识别号：{tax_id}"
-                       + (f"\n类型：{extra}" if extra else ""))
+        text = f"{label}\n名称：{name}\n统一社会信用代码/纳税人识别号：{tax_id}" + (f"\n类型：{extra}" if extra else "")
+        parties.append(p.wrap(text, half - 4))
+    box = max(24, 4 + 5 * max(len(lines) for lines in parties))
+    p.rect(10, top, 220, box)
+    p.line(10 + half, top, 10 + half, top + box)
+    for x, lines in zip((10, 10 + half), parties):
+        for i, text in enumerate(lines):
+            p.text(x + 2, top + 2 + 5 * i, half - 4, 5, text)
 
     cols = [("项目名称", 58, "L"), ("规格型号", 24, "L"), ("单位", 12, "C"), ("数量", 18, "R"),
             ("单价", 26, "R"), ("金额", 28, "R"), ("税率/征收率", 26, "R"), ("税额", 28, "R")]
-    pdf.set_xy(10, top + 26)
-    pdf.set_font("cjk", size=8)
+    p.y = top + box + 2
+    x = 10
     for title, w, _ in cols:
-        pdf.cell(w, 6, title, border="B", align="C")
-    pdf.ln()
+        p.text(x, p.y, w, 6, title, "C")
+        x += w
+    p.line(10, p.y + 6, 230, p.y + 6)
+    p.y += 6
     for line in inv.lines:
+        p.need(6)
         values = [line.goods_name, line.specification or "", line.units or "",
                   "" if line.quantity is None else f"{line.quantity.normalize():f}",
                   "" if line.price is None else f"{line.price:f}", _money(line.amount), _rate(line),
                   _money(line.tax_amount)]
-        pdf.set_x(10)
-        for (title, w, align), value in zip(cols, values):
-            pdf.cell(w, 6, value, align=align)
-        pdf.ln()
-    pdf.set_x(10)
-    pdf.cell(sum(w for _, w, _ in cols[:5]), 6, "合  计", border="T", align="C")
-    pdf.cell(cols[5][1], 6, f"¥{_money(inv.total_amount)}", border="T", align="R")
-    pdf.cell(cols[6][1], 6, "", border="T")
-    pdf.cell(cols[7][1], 6, f"¥{_money(inv.total_tax)}", border="T", align="R")
-    pdf.ln(8)
-    pdf.set_x(10)
-    pdf.set_font("cjk", size=9)
-    pdf.cell(150, 7, f"价税合计（大写）  {inv.total_with_tax_upper}", border=1)
-    pdf.cell(70, 7, f"（小写）¥{_money(inv.total_with_tax)}", border=1, align="R")
-    pdf.ln(9)
-    pdf.set_x(10)
-    pdf.set_font("cjk", size=8)
-    pdf.multi_cell(220, 5, f"备注：订单号 {inv.bill_no}  {inv.remark or ''}", border=1)
-    pdf.set_x(10)
-    pdf.cell(220, 8, f"开票人：{inv.drawer or ''}")
-    return bytes(pdf.output())
+        x = 10
+        for (_, w, align), value in zip(cols, values):
+            p.text(x, p.y, w, 6, value, align)
+            x += w
+        p.y += 6
+
+    p.need(6 + 2 + 7 + 2 + 5 + 8)
+    p.line(10, p.y, 230, p.y)
+    lead = sum(w for _, w, _ in cols[:5])
+    p.text(10, p.y, lead, 6, "合  计", "C")
+    p.text(10 + lead, p.y, cols[5][1], 6, f"¥{_money(inv.total_amount)}", "R")
+    p.text(10 + lead + cols[5][1] + cols[6][1], p.y, cols[7][1], 6, f"¥{_money(inv.total_tax)}", "R")
+    p.y += 8
+
+    p.set_size(9)
+    p.rect(10, p.y, 150, 7)
+    p.rect(160, p.y, 70, 7)
+    p.text(10, p.y, 150, 7, f"价税合计（大写）  {inv.total_with_tax_upper}")
+    p.text(160, p.y, 70, 7, f"（小写）¥{_money(inv.total_with_tax)}", "R")
+    p.y += 9
+
+    p.set_size(8)
+    remark = p.wrap(f"备注：订单号 {inv.bill_no}  {inv.remark or ''}".rstrip(), 220)
+    p.need(5 * len(remark) + 8)
+    p.rect(10, p.y, 220, 5 * len(remark))
+    for text in remark:
+        p.text(10, p.y, 220, 5, text)
+        p.y += 5
+    p.text(10, p.y, 220, 8, f"开票人：{inv.drawer or ''}")
+    canvas.showPage()
+    canvas.save()
+    return buf.getvalue()

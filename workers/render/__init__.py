@@ -1,0 +1,29 @@
+"""render: invoices.issued -> PDF + JSON + HTML on disk -> documents.rendered + delivery.requested | dead letter.
+
+A worker of its own (consumer group ``{prefix}-render``) so that drawing documents never slows issuing and scales
+by itself. Events are taken in small batches (one database transaction each); a batch that fails as a whole is
+retried event by event, so only a culprit is dead-lettered."""
+
+import logging
+
+from fapiao.adapters.pdf import cjk_font
+from fapiao.services.render import render_issued, render_one
+from schemas.events import InvoiceIssued
+from workers.runtime import Runtime
+
+log = logging.getLogger("fapiao.render")
+
+BATCH = 16  # ~10 ms a document: a batch is published within ~0.2 s
+
+
+def register(app, settings, deps) -> Runtime:
+    rt = Runtime(app, settings, "invoices.issued")
+    cjk_font()  # parse the font now, not on the first invoice
+    rt.agent(
+        "render",
+        InvoiceIssued.model_validate_json,
+        lambda ev: render_one(deps.sessions, deps.documents, ev),
+        batch_handler=lambda evs: render_issued(deps.sessions, deps.documents, evs),
+        batch_size=BATCH,
+    )
+    return rt
