@@ -19,6 +19,8 @@ from fapiao.domain.links import LinkExpired, LinkInvalid, read_download_token, r
 from fapiao.gateway import PRODUCER, SETTINGS, SETTINGS_CACHE
 from fapiao.gateway.admin import add_admin
 from fapiao.gateway.merchant_admin import add_merchant_admin
+from fapiao.gateway.orders_admin import add_orders_admin
+from fapiao.services.orders import record_first_scan
 from fapiao.gateway.settings_cache import SettingsCache
 from fapiao.domain.money import has_at_most_two_places, parse_decimal
 from fapiao.gateway.rendering import message, render
@@ -69,6 +71,8 @@ async def scan_page(request: web.Request) -> web.Response:
     if error:
         return error
     link, view = found
+    if view.status == "accepted":  # the first scan, for the order's timeline
+        await asyncio.to_thread(record_first_scan, request.app["sessions"], view.order_key)
     notice = "已重新发送，请查收" if request.query.get("resent") else None
     return render("h5.html", view=view, token=request.match_info["token"], form=prefilled_form(view.order), errors={},
                   special=view.order.invoice_kind in SPECIAL_KINDS, notice=notice)
@@ -345,6 +349,7 @@ def create_gateway(settings: Settings) -> web.Application:
     ])
     add_admin(app)
     add_merchant_admin(app)
+    add_orders_admin(app)
     return app
 
 
