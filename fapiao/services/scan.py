@@ -119,6 +119,8 @@ def request_resend(sessions: sessionmaker, view: ScanView, now: datetime | None 
     now = now or datetime.now(timezone.utc)
     if view.invoice is None:
         return "发票尚未开具，暂不能重发"
+    if not (view.documents and view.documents.get("pdf")):  # the render stage mails it once the files exist
+        return "发票文件生成中，生成后将自动发送"
     number = view.invoice.number
     with sessions() as s:
         recent = s.scalars(select(DeliveryRow.updated_at).where(
