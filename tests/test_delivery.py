@@ -1,7 +1,6 @@
 """Delivery: one message per request (a real SMTP server counts them), permanent failures reported without
 retries, SMS through an HTTP gateway, merchant templates, signed expiring download links."""
 
-import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -12,8 +11,7 @@ from fapiao.adapters.documents import DocumentStore
 from fapiao.adapters.issuer import SandboxIssuer
 from fapiao.adapters.mail import HttpSmsGateway, SmtpMailer
 from fapiao.domain.links import LinkExpired, LinkInvalid, make_download_token, read_download_token
-from fapiao.services import Transient
-from fapiao.services.deliver import DeliveryConfig, deliver
+from fapiao.services.deliver import DeliveryConfig, deliver, retry_due
 from fapiao.services.issue import delivery_requests, handle_submission
 from fapiao.services.messages import MessageTemplates
 from tests.test_services import _accepted_and_submission
@@ -73,10 +71,10 @@ def test_smtp_down_is_transient(sessions, tmp_path, settings):
 
     mailer = SmtpMailer(settings.model_copy(update={"smtp_port": free_port(), "smtp_timeout": 1}))
     req = issued_requests(sessions, tmp_path, "D-3")["email"]
-    with pytest.raises(Transient):
-        deliver(sessions, mailer, None, req, config())
+    assert deliver(sessions, mailer, None, req, config()) == []  # not completed, not raised: a retry is scheduled
     with sessions() as s:
-        assert s.scalar(select(DeliveryRow)).status == "sending"  # left for the retry, not marked failed
+        row = s.scalar(select(DeliveryRow))
+    assert row.status == "queued" and row.next_attempt_at > row.updated_at and "SMTP" in row.error
 
 
 def test_sms_through_http_gateway(sessions, tmp_path, http_stub):
@@ -84,9 +82,9 @@ def test_sms_through_http_gateway(sessions, tmp_path, http_stub):
     assert set(reqs) == {"sms"}
     gateway = HttpSmsGateway(http_stub.url + "/sms", timeout=2)
     http_stub.script = [(503, {})]
-    with pytest.raises(Transient):
-        deliver(sessions, None, gateway, reqs["sms"], config())
-    done = deliver(sessions, None, gateway, reqs["sms"], config())[0].event
+    assert deliver(sessions, None, gateway, reqs["sms"], config()) == []  # a retry is scheduled
+    later = datetime.now(timezone.utc) + timedelta(hours=1)
+    done = retry_due(sessions, None, gateway, config(), now=later)[0].event
     assert done.outcome == "sent" and done.attempts == 2
     body = http_stub.json_bodies()[-1]
     assert body["phone"] == "13800138000" and reqs["sms"].invoice_number in body["message"]

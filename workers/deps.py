@@ -52,4 +52,4 @@ class Deps:
         s = self.settings
         return DeliveryConfig(sender=s.mail_from, link_secret=s.link_secret.get_secret_value().encode(),
                               base_url=s.base_url, link_days=s.download_link_days,
-                              templates=MessageTemplates(s.templates_dir))
+                              templates=MessageTemplates(s.templates_dir), retry=s.delivery_retry)

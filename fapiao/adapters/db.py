@@ -247,10 +247,14 @@ class DeliveryRow(Base):
     invoice_number: Mapped[str] = mapped_column(String(20), index=True)
     channel: Mapped[str] = mapped_column(String(10))
     target: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20))  # queued | sending | sent | failed
+    # queued (to be sent now, or at next_attempt_at after a failed try) | sending (claimed until next_attempt_at)
+    # | sent | failed (error says why); see fapiao/services/deliver.py
+    status: Mapped[str] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(String(10))  # issued | resend
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    error: Mapped[str | None] = mapped_column(String(500))
+    error: Mapped[str | None] = mapped_column(String(500))  # the last error while retrying; the reason once failed
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime, index=True)
+    created_at: Mapped[datetime | None] = mapped_column(UtcDateTime)  # first recorded: retries stop at max age
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 

@@ -5,13 +5,14 @@ shared ``AppContext`` (settings, sessions, producer) through click's context obj
 - ``orders``: push — what an order system does
 - ``settings``: merchant settings (organisations, business systems, 动态二维码设置, static QR, sync)
 - ``ops``: db, topics, schemas, lag, dlq, callbacks, archive — operating it
+- ``deliveries``: list, retry — e-mail/SMS waiting to be sent or retried
 """
 
 from __future__ import annotations
 
 import click
 
-from fapiao.cli import docs, exporter, ops, orders, run, settings
+from fapiao.cli import deliveries, docs, exporter, ops, orders, run, settings
 from fapiao.cli.context import AppContext
 
 
@@ -22,6 +23,6 @@ def main(ctx: click.Context) -> None:
     ctx.ensure_object(AppContext)
 
 
-for module in (run, orders, settings, ops, exporter, docs):
+for module in (run, orders, settings, ops, exporter, deliveries, docs):
     for command in module.COMMANDS:
         main.add_command(command)

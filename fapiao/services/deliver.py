@@ -1,23 +1,51 @@
-"""Use case: deliver an issued invoice by e-mail (or SMS), once per delivery request."""
+"""Use case: deliver an issued invoice by e-mail (or SMS), once per delivery request, through outages.
+
+The deliveries ledger (one row per request id) is the durable state of every request::
+
+    queued ──claim──▶ sending ──▶ sent
+      ▲                 ├──────▶ failed   (refused address, unknown invoice, ..., or retries spent; error says why)
+      └──transient──────┤                 (queued again, due at next_attempt_at; error: the last one)
+                        └─(lease over at next_attempt_at: the worker died mid-send)──claim──▶ sending ...
+
+``queued`` means waiting to be sent: now (a new re-send) or at ``next_attempt_at`` (a retry; ``attempts`` > 0).
+
+A claim is one conditional UPDATE on the status and attempt count as they were read, so of two claimants (the
+consumer of a redelivered request, the retry timer of any delivery worker) only one sends. A transient failure
+(SMTP down, 4xx reply, SMS gateway 5xx) becomes a retry due later, with exponential backoff and jitter
+(``RetryPolicy``); the request's offset is committed once that is recorded, and ``retry_due`` (the delivery
+worker's timer) sends it when due. Retries were chosen over a retry topic because the ledger must be read
+anyway to send each message once, a row can wait hours at no cost, and ops can list and hurry rows with SQL.
+
+Nothing recorded as sent is sent again. A message whose send was cut short (the worker died mid-conversation) is
+sent again once its lease is over, under the same Message-ID, which mail clients merge."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, cast
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
-from fapiao.adapters.db import DeliveryRow, InvoiceRow
+from fapiao.adapters.db import DeliveryRow, InvoiceRow, OrderRow
 from fapiao.adapters.mail import PermanentDeliveryError
+from fapiao.domain.backoff import RetryPolicy
 from fapiao.domain.links import make_download_token
+from fapiao.errors import Transient
 from fapiao.services import Outcome
 from fapiao.services.messages import MessageTemplates
 from schemas.events import Channel, DeliveryCompleted, DeliveryRequested, Invoice
+
+log = logging.getLogger("fapiao.delivery")
+
+FINAL = ("sent", "failed")
+WAITING = ("queued", "sending")
 
 
 class Mailer(Protocol):
@@ -35,6 +63,7 @@ class DeliveryConfig:
     base_url: str
     link_days: int = 30
     templates: MessageTemplates = MessageTemplates(None)
+    retry: RetryPolicy = RetryPolicy()
 
     def download_link(self, invoice_number: str, now: datetime) -> str:
         token = make_download_token(self.link_secret, invoice_number, now + timedelta(days=self.link_days))
@@ -60,51 +89,156 @@ def compose_email(invoice: Invoice, documents: dict[str, str], to: str, cfg: Del
 
 
 def deliver(sessions: sessionmaker, mailer: Mailer, sms: SmsSender | None, ev: DeliveryRequested,
-            cfg: DeliveryConfig) -> list[Outcome]:
-    now = datetime.now(timezone.utc)
+            cfg: DeliveryConfig, *, now: datetime | None = None) -> list[Outcome]:
+    """Handle one ``delivery.requested``: record it once, then send it unless it is final, being sent, or waiting
+    for a retry that is not due. Returns ``delivery.completed`` when the request is (or already was) sent or
+    failed; nothing while it waits for a retry, which is committed to the ledger before this returns.
+    Idempotent per request id; raises only database errors (the row is then retried after its lease)."""
+    now = now or _utcnow()
     with sessions() as s:
-        row = s.scalar(select(DeliveryRow).where(DeliveryRow.request_id == ev.request_id))
-        if row is None:
-            row = DeliveryRow(request_id=ev.request_id, invoice_number=ev.invoice_number, channel=ev.channel.value,
-                              target=ev.to, status="sending", reason=ev.reason, attempts=0, updated_at=now)
-            s.add(row)
-            try:
-                s.commit()
-            except IntegrityError:
-                s.rollback()
-                row = s.scalar(select(DeliveryRow).where(DeliveryRow.request_id == ev.request_id))
-        if row.status in ("sent", "failed"):
-            return [_completed(ev, row)]
-        inv_row = s.scalar(select(InvoiceRow).where(InvoiceRow.number == ev.invoice_number))
-        invoice = Invoice.model_validate(inv_row.invoice)
-        link = cfg.download_link(invoice.number, now)
-        row.attempts += 1
-        s.commit()
-        try:
-            if ev.channel == Channel.email:
-                mailer.send(compose_email(invoice, inv_row.documents or {}, ev.to, cfg, ev.request_id, link))
-            elif sms is None:
-                raise PermanentDeliveryError("no SMS gateway configured (FAPIAO_SMS_GATEWAY_URL)")
-            else:
-                sms.send(ev.to, cfg.templates.render("sms", invoice, link))
-            row.status, row.error = "sent", None
-        except PermanentDeliveryError as exc:
-            row.status, row.error = "failed", str(exc)[:500]
-        row.updated_at = datetime.now(timezone.utc)
-        s.commit()
-        return [_completed(ev, row)]
+        row = _record(s, ev, now, cfg.retry.lease)
+        if row is None:  # recorded by another consumer in the meantime
+            row = s.scalar(select(DeliveryRow).where(DeliveryRow.request_id == ev.request_id))
+            if row.status in FINAL:
+                return [_completed(row, ev.order_key)]
+            if not _due(row, now) or not _claim(s, row, now, cfg.retry.lease):
+                return []  # being sent, or waiting: the retry timer owns it now
+        return _attempt(s, row, mailer, sms, cfg, now, ev.order_key)
 
 
-def _completed(ev: DeliveryRequested, row: DeliveryRow) -> Outcome:
+def retry_due(sessions: sessionmaker, mailer: Mailer, sms: SmsSender | None, cfg: DeliveryConfig, *,
+              now: datetime | None = None, limit: int = 500) -> list[Outcome]:
+    """Send the deliveries whose time has come: retries that are due, claims whose lease is over (a worker died
+    mid-send), and queued re-sends older than a lease (their request never came). Stops at the first transient
+    failure, so a server still down is probed with one message per round, not all of them. Returns
+    ``delivery.completed`` for what ended; safe to run in many workers at once (each row is claimed)."""
+    outcomes: list[Outcome] = []
+    with sessions() as s:
+        at = now or _utcnow()
+        due = s.scalars(select(DeliveryRow).where(_due_clause(at, cfg.retry.lease))
+                        .order_by(DeliveryRow.next_attempt_at, DeliveryRow.id).limit(limit)).all()
+        for row in due:
+            at = now or _utcnow()
+            if not _claim(s, row, at, cfg.retry.lease):
+                continue
+            outcomes += _attempt(s, row, mailer, sms, cfg, at, _order_key(s, row.invoice_number))
+            if row.status == "queued":  # failed again: the server is probably still away
+                break
+    return outcomes
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _record(s: Session, ev: DeliveryRequested, now: datetime, lease: timedelta) -> DeliveryRow | None:
+    """Insert the request's row, claimed by us (``sending``); ``None`` if it was already there."""
+    row = DeliveryRow(request_id=ev.request_id, invoice_number=ev.invoice_number, channel=ev.channel.value,
+                      target=ev.to, status="sending", reason=ev.reason, attempts=1, next_attempt_at=now + lease,
+                      created_at=now, updated_at=now)
+    s.add(row)
+    try:
+        s.commit()
+    except IntegrityError:
+        s.rollback()
+        return None
+    return row
+
+
+def _due(row: DeliveryRow, now: datetime) -> bool:
+    """For the consumer of the row's request: due unless a retry or a claim runs to a later time."""
+    return row.next_attempt_at is None or row.next_attempt_at <= now
+
+
+def _due_clause(now: datetime, lease: timedelta):
+    """For the timer, which has no request in hand: a row without a time (a re-send whose request is late, a
+    ``sending`` row from before 0007) only once it is a lease old."""
+    return and_(DeliveryRow.status.in_(WAITING),
+                or_(DeliveryRow.next_attempt_at <= now,
+                    and_(DeliveryRow.next_attempt_at.is_(None), DeliveryRow.updated_at <= now - lease)))
+
+
+def _claim(s: Session, row: DeliveryRow, now: datetime, lease: timedelta) -> bool:
+    """Take the row for one attempt if nobody changed it since it was read; True if we got it."""
+    result = cast(CursorResult, s.execute(
+        update(DeliveryRow)
+        .where(DeliveryRow.id == row.id, DeliveryRow.status == row.status, DeliveryRow.attempts == row.attempts)
+        .values(status="sending", attempts=row.attempts + 1, next_attempt_at=now + lease,
+                created_at=row.created_at or row.updated_at, updated_at=now)
+    ))
+    claimed = result.rowcount == 1
+    s.commit()
+    s.refresh(row)
+    return claimed
+
+
+def _attempt(s: Session, row: DeliveryRow, mailer: Mailer, sms: SmsSender | None, cfg: DeliveryConfig,
+             now: datetime, order_key: str) -> list[Outcome]:
+    """One try of a row we hold; records and returns what came of it."""
+    inv_row = s.scalar(select(InvoiceRow).where(InvoiceRow.number == row.invoice_number))
+    try:
+        _send(row, inv_row, mailer, sms, cfg, now)
+    except Transient as exc:
+        when = cfg.retry.next_attempt(row.attempts, row.created_at or now, now)
+        if when is None:
+            return _end(s, row, "failed", f"{cfg.retry.gave_up(row.attempts, row.created_at or now, now)}; "
+                                          f"last error: {exc}", now, order_key)
+        return _end(s, row, "queued", str(exc), now, order_key, next_attempt_at=when)
+    except PermanentDeliveryError as exc:
+        return _end(s, row, "failed", str(exc), now, order_key)
+    except Exception as exc:  # the request cannot be carried out as asked: bad data or a bug, not an outage
+        log.exception("delivery %s cannot be sent", row.request_id)
+        return _end(s, row, "failed", f"{type(exc).__name__}: {exc}", now, order_key)
+    return _end(s, row, "sent", None, now, order_key)
+
+
+def _send(row: DeliveryRow, inv_row: InvoiceRow | None, mailer: Mailer, sms: SmsSender | None,
+          cfg: DeliveryConfig, now: datetime) -> None:
+    if inv_row is None or not inv_row.invoice:
+        raise PermanentDeliveryError(f"invoice {row.invoice_number} is not known")
+    invoice = Invoice.model_validate(inv_row.invoice)
+    link = cfg.download_link(invoice.number, now)
+    if row.channel == Channel.email.value:
+        mailer.send(compose_email(invoice, inv_row.documents or {}, row.target, cfg, row.request_id, link))
+    elif sms is None:
+        raise PermanentDeliveryError("no SMS gateway configured (FAPIAO_SMS_GATEWAY_URL)")
+    else:
+        sms.send(row.target, cfg.templates.render("sms", invoice, link))
+
+
+def _end(s: Session, row: DeliveryRow, status: str, error: str | None, now: datetime, order_key: str,
+         next_attempt_at: datetime | None = None) -> list[Outcome]:
+    """Record the attempt's result. A message that went out is recorded as sent whatever happened meanwhile; any
+    other result only while the row is still ours (not taken over after our lease ran out)."""
+    if status == "sent":
+        still = DeliveryRow.status != "sent"
+    else:
+        still = and_(DeliveryRow.status == "sending", DeliveryRow.attempts == row.attempts)
+    s.execute(update(DeliveryRow).where(DeliveryRow.id == row.id, still)
+              .values(status=status, error=error[:500] if error else None, next_attempt_at=next_attempt_at,
+                      updated_at=now))
+    s.commit()
+    s.refresh(row)
+    return [_completed(row, order_key)] if row.status in FINAL else []
+
+
+def _order_key(s: Session, invoice_number: str) -> str:
+    found = s.execute(select(OrderRow.seller_tax_id, OrderRow.bill_no)
+                      .join(InvoiceRow, InvoiceRow.order_id == OrderRow.id)
+                      .where(InvoiceRow.number == invoice_number)).first()
+    return f"{found[0]}:{found[1]}" if found else f":{invoice_number}"
+
+
+def _completed(row: DeliveryRow, order_key: str) -> Outcome:
     return Outcome(
         "delivery.completed",
         DeliveryCompleted(
-            event_id=f"{ev.request_id}:completed",
+            event_id=f"{row.request_id}:completed",
             occurred_at=row.updated_at,
-            order_key=ev.order_key,
-            request_id=ev.request_id,
-            invoice_number=ev.invoice_number,
-            channel=ev.channel,
+            order_key=order_key,
+            request_id=row.request_id,
+            invoice_number=row.invoice_number,
+            channel=Channel(row.channel),
             outcome=row.status,
             attempts=row.attempts,
             error=row.error,
@@ -115,3 +249,44 @@ def _completed(ev: DeliveryRequested, row: DeliveryRow) -> Outcome:
 def recent_deliveries(sessions: sessionmaker, limit: int = 200) -> list[DeliveryRow]:
     with sessions() as s:
         return list(s.scalars(select(DeliveryRow).order_by(DeliveryRow.id.desc()).limit(limit)))
+
+
+def pending_deliveries(sessions: sessionmaker, *, include_failed: bool = False) -> list[DeliveryRow]:
+    """The ops view: deliveries not finished yet (waiting to be sent or retried, being sent), soonest due first;
+    with ``include_failed`` also those that failed."""
+    states = WAITING + (("failed",) if include_failed else ())
+    with sessions() as s:
+        return list(s.scalars(select(DeliveryRow).where(DeliveryRow.status.in_(states))
+                              .order_by(DeliveryRow.status.desc(), DeliveryRow.next_attempt_at, DeliveryRow.id)))
+
+
+def waiting_counts(sessions: sessionmaker) -> dict[str, int]:
+    """Unfinished deliveries for the ``fapiao_deliveries_waiting`` gauge: ``retrying`` (queued after a failed
+    try), ``queued`` (not tried yet), ``sending``."""
+    with sessions() as s:
+        found = s.execute(select(DeliveryRow.status, DeliveryRow.attempts, func.count())
+                          .where(DeliveryRow.status.in_(WAITING))
+                          .group_by(DeliveryRow.status, DeliveryRow.attempts)).all()
+    counts = {"retrying": 0, "queued": 0, "sending": 0}
+    for status, attempts, n in found:
+        counts["retrying" if status == "queued" and attempts else status] += n
+    return counts
+
+
+def retry_now(sessions: sessionmaker, request_ids: list[str] | None = None, *, include_failed: bool = False,
+              now: datetime | None = None) -> list[str]:
+    """Make deliveries waiting for a retry due at once (all, or those named); with ``include_failed``, give failed
+    ones one more try as well (then the usual limits apply). The delivery worker's timer sends them within
+    ``FAPIAO_DELIVERY_RETRY_INTERVAL``. Returns the request ids made due; idempotent."""
+    now = now or _utcnow()
+    states = ("queued",) + (("failed",) if include_failed else ())
+    with sessions() as s:
+        query = select(DeliveryRow.request_id).where(DeliveryRow.status.in_(states))
+        if request_ids is not None:
+            query = query.where(DeliveryRow.request_id.in_(request_ids))
+        ids = list(s.scalars(query))
+        if ids:
+            s.execute(update(DeliveryRow).where(DeliveryRow.request_id.in_(ids), DeliveryRow.status.in_(states))
+                      .values(status="queued", next_attempt_at=now, updated_at=now))
+            s.commit()
+    return ids

@@ -1,8 +1,18 @@
-"""delivery: delivery.requested -> e-mail/SMS -> delivery.completed | dead letter."""
+"""delivery: delivery.requested -> e-mail/SMS -> delivery.completed.
 
-from fapiao.services.deliver import deliver
+A transient failure is not dead-lettered: it is recorded in the deliveries ledger as a retry due later, and a
+timer in this worker sends what is due (fapiao/services/deliver.py). Only a request that is not an event at all
+goes to the dead-letter topic."""
+
+import asyncio
+import logging
+
+from fapiao.services.deliver import deliver, retry_due, waiting_counts
 from schemas.events import DeliveryRequested
+from workers.observability import DELIVERIES_WAITING
 from workers.runtime import Runtime
+
+log = logging.getLogger("fapiao.delivery")
 
 
 def register(app, settings, deps) -> Runtime:
@@ -12,4 +22,15 @@ def register(app, settings, deps) -> Runtime:
         DeliveryRequested.model_validate_json,
         lambda ev: deliver(deps.sessions, deps.mailer, deps.sms, ev, deps.delivery_config),
     )
+
+    @app.timer(interval=settings.delivery_retry_interval)
+    async def send_due_deliveries():
+        try:
+            outcomes = await asyncio.to_thread(retry_due, deps.sessions, deps.mailer, deps.sms, deps.delivery_config)
+            await rt.publish(outcomes)
+            for status, n in (await asyncio.to_thread(waiting_counts, deps.sessions)).items():
+                DELIVERIES_WAITING.labels(status).set(n)
+        except Exception:  # the database is away: the rows wait, the next round tries again
+            log.exception("could not send due deliveries")
+
     return rt

@@ -16,8 +16,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    # durable delivery retries: when a waiting delivery is due (or a claim expires), and when it was first recorded
+    with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.add_column(sa.Column('created_at', sa.DateTime(timezone=True), nullable=True))
+        batch_op.create_index(batch_op.f('ix_deliveries_next_attempt_at'), ['next_attempt_at'], unique=False)
 
 
 def downgrade() -> None:
-    pass
+    with op.batch_alter_table('deliveries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_deliveries_next_attempt_at'))
+        batch_op.drop_column('created_at')
+        batch_op.drop_column('next_attempt_at')
