@@ -1,12 +1,24 @@
 """The buyer's flow in headless Chromium against the running system: open a pushed order's link, submit as 企业
-with a wrong tax ID and see the error beside the field, correct it, submit, watch 开票中 turn into the issued
-invoice without reloading, download the PDF, and scan again to see the second-scan view."""
+with a wrong tax ID and see the error beside the field, correct it (after editing the form's hidden kind: the pushed
+kind is issued all the same), submit, watch 开票中 turn into the issued invoice without reloading, download the PDF,
+and scan again to see the second-scan view.
+
+Every buyer page (form, errors, 开票中, issued, invoice view, second scan, expired link) is also looked at on a phone
+(390×844) and a tablet (768×1024) with Chromium's device emulation: no element is wider than the viewport and every
+button is at least 44 px high. Screenshots land in ``var/screenshots/`` (git-ignored; ``FAPIAO_SCREENSHOTS`` moves
+them) for a developer to look at."""
 
 import json
+import os
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
 from fapiao.adapters.kafka import producer
+from fapiao.domain.links import make_token, read_token
+from fapiao.gateway.rendering import render
+from fapiao.services.scan import ScanView, scan_view
 from fapiao.testing import TopicReader, json_value
 from fapiao.topics import order_key
 from tests.conftest import sample_push
@@ -15,26 +27,66 @@ from tests.test_e2e import system  # noqa: F401  (the running system: broker, wo
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
+SHOTS = Path(os.environ.get("FAPIAO_SCREENSHOTS") or Path(__file__).parents[1] / "var" / "screenshots")
+VIEWPORTS = {"phone": {"width": 390, "height": 844}, "tablet": {"width": 768, "height": 1024}}
+FITS = """() => {
+  const w = document.documentElement.clientWidth;
+  const name = e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + e.className : '');
+  const wide = [...document.querySelectorAll('body *')].filter(e => {
+    const r = e.getBoundingClientRect(); return r.width > 0 && (r.right > w + 0.5 || r.left < -0.5);
+  }).map(e => name(e) + ' ' + Math.round(e.getBoundingClientRect().left) + '..' + Math.round(e.getBoundingClientRect().right));
+  const small = [...document.querySelectorAll('button, .btn, input[type=submit], select')].filter(e => {
+    const r = e.getBoundingClientRect(); return r.width > 0 && r.height < 44;
+  }).map(e => name(e) + ' ' + Math.round(e.getBoundingClientRect().height) + 'px');
+  return {wide, small, overflow: document.documentElement.scrollWidth - w};
+}"""
 
-def test_buyer_scans_submits_and_downloads(system, smtp_server, tmp_path):  # noqa: F811
+
+def look(page, name: str) -> None:
+    """The page fits its viewport, every button can be tapped, and a screenshot is kept."""
+    size = page.viewport_size
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}-{size['width']}x{size['height']}.png"), full_page=True)
+    fit = page.evaluate(FITS)
+    assert fit == {"wide": [], "small": [], "overflow": 0}, (name, size, fit)
+
+
+def push(s, bill_no: str, **bill) -> str:
+    """Push the sample order under ``bill_no`` and return its QR link from orders.accepted."""
+    key = order_key("91440300MA5G9GK78Y", bill_no)
+    reader = TopicReader(s, s.topics["orders.accepted"])
+    p = producer(s)
+    p.send(s.topics["orders.pushed"], key=key, value=json.dumps(sample_push(billNo=bill_no, **bill)).encode())
+    p.flush()
+    p.close()
+    link = json_value(reader.wait_for(lambda r: r.key == key, timeout=90))["link"]
+    reader.close()
+    return link
+
+
+def test_buyer_scans_submits_and_downloads(system, sessions, smtp_server, tmp_path):  # noqa: F811
     from playwright.sync_api import expect, sync_playwright
 
     s = system
-    key = order_key("91440300MA5G9GK78Y", "H5-0001")
-    p = producer(s)
-    p.send(s.topics["orders.pushed"], key=key, value=json.dumps(sample_push(billNo="H5-0001")).encode())
-    p.flush()
-    p.close()
-    reader = TopicReader(s, s.topics["orders.accepted"])
-    link = json_value(reader.wait_for(lambda r: r.key == key, timeout=90))["link"]
-    reader.close()
+    link = push(s, "H5-0001")
+    secret = s.link_secret.get_secret_value().encode()
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 390, "height": 844}, locale="zh-CN")  # a phone
+        pages = {v: browser.new_page(viewport=size, locale="zh-CN", is_mobile=v == "phone", has_touch=True,
+                                     device_scale_factor=2 if v == "phone" else 1)
+                 for v, size in VIEWPORTS.items()}
+        page = pages["phone"]
         try:
-            page.goto(link)
-            expect(page.locator("#bill-no")).to_have_text("H5-0001")
+            for v, p in pages.items():
+                p.goto(link)
+                expect(p.locator("#bill-no")).to_have_text("H5-0001")
+                assert p.title() == "申请开票"
+                look(p, "1-form")
+                p.click("button[type=submit]")  # nothing filled in: every error beside its field
+                expect(p.locator("#err-title")).to_be_visible()
+                look(p, "2-errors")
+
             expect(page.locator(".amount")).to_have_text("¥1230.00")
             page.check("input[name=buyer_type][value=enterprise]")
             page.fill("#title", "某某科技有限公司")
@@ -44,8 +96,12 @@ def test_buyer_scans_submits_and_downloads(system, smtp_server, tmp_path):  # no
             expect(page.locator("#err-tax_id")).to_contain_text("校验位")
             expect(page.locator("#title")).to_have_value("某某科技有限公司")  # nothing typed is lost
             page.fill("#tax_id", "91440300358768292H")
+            # The buyer cannot switch a pushed order's kind: edit the hidden field to 专票 and submit.
+            page.eval_on_selector("input[name=invoice_kind]", "e => e.value = '08xdp'")
             page.click("button[type=submit]")
             expect(page.locator("#issued")).to_be_visible(timeout=60_000)  # 开票中, then the invoice, no reload
+            expect(page).to_have_title("发票已开具")
+            expect(page.locator("#heading")).to_have_text("发票已开具")
             number = page.locator("#invoice-number").inner_text()
             assert len(number) == 20 and number.isdigit()
             with page.expect_download() as download_info:
@@ -54,15 +110,36 @@ def test_buyer_scans_submits_and_downloads(system, smtp_server, tmp_path):  # no
             download_info.value.save_as(pdf)
             assert pdf.read_bytes().startswith(b"%PDF") and download_info.value.suggested_filename == f"{number}.pdf"
 
-            second = browser.new_page(viewport={"width": 390, "height": 844})
-            second.goto(link)  # the second scan
-            expect(second.locator("#issued")).to_contain_text(number)
+            link_id = read_token(secret, link.rsplit("/", 1)[1]).link_id
+            view = scan_view(sessions, link_id)
+            expired = f"{s.base_url}/q/{make_token(secret, link_id, datetime.now(timezone.utc) - timedelta(days=1))}"
+            for v, p in pages.items():
+                p.goto(link)  # the second scan
+                expect(p.locator("#issued")).to_contain_text(number)
+                look(p, "4-issued")
+                p.goto(f"{link}/invoice.html")
+                expect(p.locator("h1")).to_have_text("电子发票（普通发票）")  # the pushed kind, not the edited one
+                look(p, "5-invoice")
+                p.goto(expired)
+                expect(p.locator("h1")).to_have_text("二维码已过期")
+                look(p, "7-expired")
+
+                # 开票中 lasts a moment on a fast system: the page exactly as the gateway serves it in that state.
+                p.set_content(render("h5.html", view=ScanView(view.order, view.order_key, "submitted"), token="t",
+                                     form={}, errors={}, special=False).text)
+                expect(p).to_have_title("开票中")
+                look(p, "3-issuing")
+
+            second = pages["phone"]
+            second.goto(link)
             for _ in range(60):  # the e-mail may still be on its way: look again, as a buyer would
                 if "已发送" in second.locator("#issued").inner_text():
                     break
                 second.wait_for_timeout(500)
                 second.reload()
             expect(second.locator("#issued")).to_contain_text("已发送")
-            second.screenshot(path=str(tmp_path / "second-scan.png"))
+            for v, p in pages.items():
+                p.goto(link)
+                look(p, "6-second-scan")
         finally:
             browser.close()
