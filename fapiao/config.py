@@ -7,7 +7,6 @@ the same code at an external Apache Kafka and PostgreSQL and starts no broker.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from decimal import Decimal
 from enum import Enum
 from functools import cached_property
@@ -17,14 +16,15 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from fapiao.domain.backoff import RetryPolicy
 from fapiao.domain.tax import LINE_TAX_TOLERANCE
-
-_RETRY = RetryPolicy()  # the delivery retry defaults
 
 
 if TYPE_CHECKING:
     from fapiao.topics import TopicNames
+
+
+DEV_LINK_SECRET = SecretStr("dev-only-link-secret-change-me")
+PRODUCTION_SECRET_CHARS = 32  # link secret, and admin token, outside development
 
 
 class SmtpSecurity(str, Enum):
@@ -88,8 +88,13 @@ class Settings(BaseSettings):
     public_base_url: str | None = Field(
         None, description="Base URL printed in QR links. Empty: `http://{http_host}:{http_port}`."
     )
+    env: str = Field(
+        "development", pattern=r"^(development|production)$",
+        description="`development` (dev defaults allowed) or `production`: refuses to start with the default or a "
+                    "short `FAPIAO_LINK_SECRET` / `FAPIAO_ADMIN_TOKEN`, and the admin cookie is `Secure`.",
+    )
     link_secret: SecretStr = Field(
-        SecretStr("dev-only-link-secret-change-me"),
+        DEV_LINK_SECRET,
         min_length=16,
         description="HMAC key that signs QR link tokens. Set your own in production.",
     )
@@ -128,28 +133,6 @@ class Settings(BaseSettings):
     callback_timeout: float = Field(5.0, gt=0, description="Seconds per merchant callback request.")
     callback_retry_interval: float = Field(
         30.0, gt=0, description="How often the callbacks worker retries failed callbacks that are due."
-    )
-    delivery_retry_base: float = Field(
-        _RETRY.base.total_seconds(), gt=0,
-        description="Seconds before the first retry of an e-mail/SMS that failed transiently; doubles each try.",
-    )
-    delivery_retry_max_delay: float = Field(
-        _RETRY.max_delay.total_seconds(), gt=0, description="Longest wait between two delivery tries, in seconds."
-    )
-    delivery_retry_max_attempts: int = Field(
-        _RETRY.max_attempts, ge=1, le=1000, description="Tries of one delivery before it is recorded as failed."
-    )
-    delivery_retry_max_age: float = Field(
-        _RETRY.max_age.total_seconds(), gt=0,
-        description="Seconds after which a delivery still failing transiently is recorded as failed.",
-    )
-    delivery_lease: float = Field(
-        _RETRY.lease.total_seconds(), gt=0,
-        description="Seconds a delivery may stay `sending`; after that (a crashed worker) it is tried again. "
-                    "At least 3 x FAPIAO_SMTP_TIMEOUT.",
-    )
-    delivery_retry_interval: float = Field(
-        5.0, gt=0, description="How often the delivery worker looks for deliveries whose retry is due."
     )
 
     worker_host: str = Field("127.0.0.1", description="Address a worker's /metrics, /healthz and /readyz bind.")
@@ -193,6 +176,29 @@ class Settings(BaseSettings):
         return v
 
     @model_validator(mode="after")
+    def _production_secrets(self) -> "Settings":
+        if self.env != "production":
+            return self
+        problems = []
+        link = self.link_secret.get_secret_value()
+        if link == DEV_LINK_SECRET.get_secret_value():
+            problems.append("FAPIAO_LINK_SECRET: the development default signs links anyone can forge; set your own")
+        elif len(link) < PRODUCTION_SECRET_CHARS:
+            problems.append(f"FAPIAO_LINK_SECRET: at least {PRODUCTION_SECRET_CHARS} characters in production "
+                            f"(got {len(link)})")
+        token = self.admin_token.get_secret_value() if self.admin_token else None
+        if token is not None and len(token) < PRODUCTION_SECRET_CHARS:
+            problems.append(f"FAPIAO_ADMIN_TOKEN: at least {PRODUCTION_SECRET_CHARS} characters in production "
+                            f"(got {len(token)}), or leave it empty to close the admin")
+        if problems:
+            raise ValueError("FAPIAO_ENV=production: " + "; ".join(problems))
+        return self
+
+    @property
+    def development(self) -> bool:
+        return self.env == "development"
+
+    @model_validator(mode="after")
     def _heartbeat_within_session(self) -> "Settings":
         if self.broker_heartbeat_interval >= self.broker_session_timeout:
             raise ValueError(
@@ -202,27 +208,10 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _lease_outlasts_a_send(self) -> "Settings":
-        if self.delivery_lease < 3 * self.smtp_timeout:
-            raise ValueError(
-                f"FAPIAO_DELIVERY_LEASE ({self.delivery_lease}) must be at least 3 x FAPIAO_SMTP_TIMEOUT "
-                f"({self.smtp_timeout}): a delivery still being sent would be taken for abandoned and sent twice"
-            )
-        return self
-
-    @model_validator(mode="after")
     def _issuer_needs_url(self) -> "Settings":
         if self.issuer == "http" and not self.issuer_url:
             raise ValueError("issuer_url: FAPIAO_ISSUER=http needs FAPIAO_ISSUER_URL")
         return self
-
-    @property
-    def delivery_retry(self) -> RetryPolicy:
-        return RetryPolicy(base=timedelta(seconds=self.delivery_retry_base),
-                           max_delay=timedelta(seconds=self.delivery_retry_max_delay),
-                           max_attempts=self.delivery_retry_max_attempts,
-                           max_age=timedelta(seconds=self.delivery_retry_max_age),
-                           lease=timedelta(seconds=self.delivery_lease))
 
     @property
     def embedded_kafka(self) -> bool:

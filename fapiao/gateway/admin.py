@@ -1,22 +1,36 @@
 """Admin pages (in Chinese, server-rendered): dev mailbox, deliveries, failed callbacks. Everything under /admin
-needs the configured admin token, as `Authorization: Bearer <token>` or the cookie set by /admin/login."""
+needs the configured admin token, as `Authorization: Bearer <token>` (scripts, the JSON API) or a browser session
+from /admin/login: a signed cookie (HttpOnly, SameSite=Strict, Secure outside development) that is not the token.
+A browser's unsafe requests need the session's CSRF token and a same-site Origin; logins are limited per client."""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import math
 from pathlib import Path
 
 from aiohttp import web
 
 from fapiao.adapters.mail import read_mailbox
 from fapiao.gateway import SETTINGS
-from fapiao.gateway.bodies import read_form
+from fapiao.gateway.bodies import FORM_TYPES, read_form
 from fapiao.gateway.rendering import message, render
+from fapiao.gateway.security import (
+    CSRF_TOKEN,
+    SESSION_SECONDS,
+    LoginLimiter,
+    csrf_token,
+    new_session,
+    same_origin,
+    session_id,
+)
 from fapiao.services.callbacks import failed_callbacks
 from fapiao.services.deliver import recent_deliveries
 
 COOKIE = "fapiao_admin"
+LOGIN_LIMITER = web.AppKey("login_limiter", LoginLimiter)
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def _token(request: web.Request) -> str | None:
@@ -24,26 +38,52 @@ def _token(request: web.Request) -> str | None:
     return secret.get_secret_value() if secret else None
 
 
-def authorised(request: web.Request) -> bool:
+def authorised(request: web.Request) -> str | None:
+    """"bearer", "session" (then the page's CSRF token is set for render()), or None."""
     expected = _token(request)
     if not expected:
-        return False
+        return None
     header = request.headers.get("Authorization", "")
-    given = header[7:] if header.startswith("Bearer ") else request.cookies.get(COOKIE, "")
-    return hmac.compare_digest(given.encode(), expected.encode())
+    if header.startswith("Bearer "):
+        return "bearer" if hmac.compare_digest(header[7:].encode(), expected.encode()) else None
+    sid = session_id(expected, request.cookies.get(COOKIE, ""))
+    if sid is None:
+        return None
+    CSRF_TOKEN.set(csrf_token(expected, sid))
+    return "session"
+
+
+def _refused(request: web.Request, status: int, text: str) -> web.Response:
+    if request.headers.get("Accept", "").startswith("application/json") or request.path.startswith("/admin/api/"):
+        return web.json_response({"error": "forbidden", "message": text}, status=status)
+    return message(status, "请求被拒绝", text)
+
+
+async def _csrf_ok(request: web.Request) -> bool:
+    if not same_origin(request):
+        return False
+    given = request.headers.get("X-CSRF-Token")
+    if given is None and request.content_type in FORM_TYPES:
+        given = (await read_form(request)).get("csrf_token")
+    expected = CSRF_TOKEN.get()
+    return bool(given and expected and hmac.compare_digest(given.encode(), expected.encode()))
 
 
 @web.middleware
 async def require_admin(request: web.Request, handler):
+    CSRF_TOKEN.set(None)  # requests on one keep-alive connection share a context: start each without a session
     path = request.path
-    if not path.startswith("/admin") or path.startswith("/admin/login"):
+    if not (path == "/admin" or path.startswith("/admin/")) or path == "/admin/login":
         return await handler(request)
     if not _token(request):
         return message(403, "管理后台未开启", "请设置 FAPIAO_ADMIN_TOKEN 后重启网关。")
-    if not authorised(request):
+    how = authorised(request)
+    if how is None:
         if request.headers.get("Accept", "").startswith("application/json") or "Authorization" in request.headers:
             return web.json_response({"error": "unauthorised", "message": "需要管理员令牌"}, status=401)
         raise web.HTTPSeeOther("/admin/login")
+    if how == "session" and request.method not in SAFE_METHODS and not await _csrf_ok(request):
+        return _refused(request, 403, "页面已过期或请求来自其他网站（CSRF 校验失败），请刷新页面后重试。")
     return await handler(request)
 
 
@@ -52,12 +92,21 @@ async def login_page(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
+    """Signs a browser in: a new signed session cookie for the right token. Limited per client address."""
+    wait = request.app[LOGIN_LIMITER].allow(request.remote or "?")
+    if wait:
+        response = render("admin_login.html", status=429, error=f"尝试次数过多，请 {math.ceil(wait)} 秒后再试")
+        response.headers["Retry-After"] = str(math.ceil(wait))
+        return response
+    if not same_origin(request):
+        return _refused(request, 403, "登录请求来自其他网站，已拒绝。")
     form = await read_form(request)
     expected = _token(request)
     if not expected or not hmac.compare_digest(str(form.get("token", "")).encode(), expected.encode()):
         return render("admin_login.html", status=401, error="令牌不正确")
     response = web.HTTPSeeOther("/admin")
-    response.set_cookie(COOKIE, expected, httponly=True, samesite="Strict", path="/admin")
+    response.set_cookie(COOKIE, new_session(expected), httponly=True, samesite="Strict", path="/admin",
+                        max_age=SESSION_SECONDS, secure=not request.app[SETTINGS].development)
     raise response
 
 
@@ -94,6 +143,7 @@ async def callbacks(request: web.Request) -> web.Response:
 
 
 def add_admin(app: web.Application) -> None:
+    app[LOGIN_LIMITER] = LoginLimiter()
     app.middlewares.append(require_admin)
     app.add_routes([
         web.get("/admin/login", login_page),

@@ -18,11 +18,15 @@ from fapiao.domain.buyer import SPECIAL_KINDS
 from fapiao.domain.links import LinkExpired, LinkInvalid, read_download_token, read_token
 from fapiao.gateway import PRODUCER, SETTINGS, SETTINGS_CACHE
 from fapiao.gateway.admin import add_admin
+from fapiao.gateway.bodies import MAX_BODY, bad_bodies, read_form
+from fapiao.gateway.security import security_headers
 from fapiao.gateway.merchant_admin import add_merchant_admin
 from fapiao.gateway.orders_admin import add_orders_admin
 from fapiao.services.orders import record_first_scan
 from fapiao.gateway.settings_cache import SettingsCache
-from fapiao.domain.money import has_at_most_two_places, parse_decimal
+from fapiao.domain.money import parse_amount
+from fapiao.domain.system_links import AmountInvalid
+from fapiao.domain.text import TextRefused, clean_text
 from fapiao.gateway.rendering import message, render
 from fapiao.services.ingest import LinkMinter
 from fapiao.services.system_scan import (
@@ -47,6 +51,7 @@ from fapiao.services.scan import (
 )
 
 log = logging.getLogger("fapiao.gateway")
+AMOUNT_RULE = "00613 金额格式错误：金额应为大于0、最多12位整数、2位小数的数字"
 
 async def _view(request: web.Request):
     settings = request.app[SETTINGS]
@@ -86,7 +91,7 @@ async def submit(request: web.Request) -> web.Response:
     token = request.match_info["token"]
     if view.status not in ("accepted", "submitted"):
         raise web.HTTPSeeOther(f"/q/{token}")
-    form = dict(await request.post())
+    form = dict(await read_form(request))
     result = submission_event(view, form)
     if isinstance(result, dict):
         return render("h5.html", status=422, view=view, token=token, form=form, errors=result,
@@ -153,6 +158,8 @@ def _resolve_system(request: web.Request):
         return None, message(404, "二维码无效", "未找到该二维码对应的商家设置，请联系商家。")
     except DisabledQr:
         return None, message(403, "二维码已停用", "该开票二维码已被商家停用，请联系商家。")
+    except AmountInvalid:
+        return None, message(400, "二维码金额无效", f"{AMOUNT_RULE}（二维码中的金额无法使用），请联系商家。")
     except LinkInvalid:
         return None, message(400, "二维码无效", "该开票二维码无法识别或已被篡改，请向商家索取新的二维码。")
     except LinkExpired as exc:
@@ -178,7 +185,7 @@ async def system_scan(request: web.Request) -> web.Response:
         return error
     form, status, problem = {}, 200, None
     if request.method == "POST":
-        form = dict(await request.post())
+        form = dict(await read_form(request))
         obtained = await asyncio.to_thread(obtain_order, request.app["sessions"], _minter(request), scan.setting,
                                            scan.link.bill_no, scan.link.amount, form.get("invoice_kind", ""),
                                            _query(request))
@@ -201,13 +208,18 @@ async def static_scan(request: web.Request) -> web.Response:
         return await _preset_entry(request, setting, static)
     form, status, problem = {}, 200, None
     if request.method == "POST":
-        form = dict(await request.post())
-        bill_no = str(form.get("bill_no", "")).strip()
-        amount = parse_decimal(str(form.get("amount", "")))
-        if not bill_no or len(bill_no) > 40:
+        form = dict(await read_form(request))
+        amount = parse_amount(form.get("amount"))
+        try:
+            bill_no = clean_text(form.get("bill_no"), "bill_no", 40, "订单号")
+        except TextRefused as exc:
+            bill_no, status, problem = "", 422, exc.message
+        if problem:
+            pass
+        elif not bill_no:
             status, problem = 422, "请填写小票上的订单号（不超过40位）"
-        elif amount is None or amount <= 0 or not has_at_most_two_places(amount):
-            status, problem = 422, "请填写小票上的金额，例如 88.50"
+        elif amount is None:
+            status, problem = 422, f"{AMOUNT_RULE}，请按小票填写，例如 88.50"
         else:
             obtained = await asyncio.to_thread(obtain_order, request.app["sessions"], _minter(request), setting,
                                                bill_no, amount, form.get("invoice_kind", ""), _query(request))
@@ -324,7 +336,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def create_gateway(settings: Settings) -> web.Application:
-    app = web.Application()
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[bad_bodies])
+    app.on_response_prepare.append(security_headers)
     app[SETTINGS] = settings
     app["sessions"] = make_session_factory(make_engine(settings.db_url))
     app.cleanup_ctx.append(_kafka_ctx)

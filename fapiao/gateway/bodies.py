@@ -8,7 +8,7 @@ import json
 from decimal import Decimal
 from urllib.parse import unquote_to_bytes
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 from multidict import MultiDict
 
 from fapiao.domain.text import text_problem
@@ -18,6 +18,7 @@ MAX_BODY = 256 * 1024  # the whole request body (aiohttp's client_max_size); eve
 MAX_FIELD = 2000  # characters in one field
 MAX_FIELDS = 100
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+FORM_KEY = "fapiao.form"  # the parsed form, kept on the request: the admin's CSRF check and the handler both read it
 
 
 class BadBody(Exception):
@@ -59,6 +60,14 @@ def _add(form: MultiDict, name: str, value: str) -> None:
 async def read_form(request: web.Request) -> MultiDict:
     """The submitted form as text fields (UTF-8 only, no file parts, at most MAX_FIELDS of MAX_FIELD characters).
     Raises BadBody for any other body. Reading twice gives the same answer (the body is cached)."""
+    if FORM_KEY in request:
+        return request[FORM_KEY]
+    form = await _read_form(request)
+    request[FORM_KEY] = form
+    return form
+
+
+async def _read_form(request: web.Request) -> MultiDict:
     ctype = request.content_type
     if ctype not in FORM_TYPES:
         raise BadBody(415, "body", f"请以表单提交（{' 或 '.join(FORM_TYPES)}），收到 {ctype or '无 Content-Type'}")
@@ -75,15 +84,25 @@ async def read_form(request: web.Request) -> MultiDict:
         return form
     if "boundary" not in request.headers.get("Content-Type", ""):
         raise BadBody(400, "body", "multipart 表单缺少 boundary 参数")
-    await _body(request)  # enforces the size limit before parsing
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise BadBody(413, "body", f"请求体过大（上限 {MAX_BODY // 1024} KB）")
+    total = 0
     try:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
-            if not isinstance(part, web.BodyPartReader) or part.name is None:
+            if not isinstance(part, BodyPartReader) or part.name is None:
                 raise BadBody(400, "body", "表单中有无法识别的部分")
             if part.filename is not None:
                 raise BadBody(400, part.name, f"{part.name} 不接受文件上传")
-            _add(form, part.name, _utf8(await part.read(decode=True), part.name))
+            raw = bytearray()
+            while chunk := await part.read_chunk(8192):
+                raw += chunk
+                total += len(chunk)
+                if total > MAX_BODY:
+                    raise BadBody(413, "body", f"请求体过大（上限 {MAX_BODY // 1024} KB）")
+                if len(raw) > 4 * MAX_FIELD:
+                    raise BadBody(413, part.name, f"{part.name} 过长（上限 {MAX_FIELD} 个字符）")
+            _add(form, part.name, _utf8(bytes(part.decode(bytes(raw))), part.name))
     except (BadBody, web.HTTPException):
         raise
     except Exception as exc:  # aiohttp's multipart parser raises several kinds for a truncated or garbled body
