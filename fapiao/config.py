@@ -7,6 +7,7 @@ the same code at an external Apache Kafka and PostgreSQL and starts no broker.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from decimal import Decimal
 from enum import Enum
 from functools import cached_property
@@ -16,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from fapiao.domain.backoff import RetryPolicy
 from fapiao.domain.tax import LINE_TAX_TOLERANCE
+
+_RETRY = RetryPolicy()  # the delivery retry defaults
 
 
 if TYPE_CHECKING:
@@ -134,6 +138,28 @@ class Settings(BaseSettings):
     callback_retry_interval: float = Field(
         30.0, gt=0, description="How often the callbacks worker retries failed callbacks that are due."
     )
+    delivery_retry_base: float = Field(
+        _RETRY.base.total_seconds(), gt=0,
+        description="Seconds before the first retry of an e-mail/SMS that failed transiently; doubles each try.",
+    )
+    delivery_retry_max_delay: float = Field(
+        _RETRY.max_delay.total_seconds(), gt=0, description="Longest wait between two delivery tries, in seconds."
+    )
+    delivery_retry_max_attempts: int = Field(
+        _RETRY.max_attempts, ge=1, le=1000, description="Tries of one delivery before it is recorded as failed."
+    )
+    delivery_retry_max_age: float = Field(
+        _RETRY.max_age.total_seconds(), gt=0,
+        description="Seconds after which a delivery still failing transiently is recorded as failed.",
+    )
+    delivery_lease: float = Field(
+        _RETRY.lease.total_seconds(), gt=0,
+        description="Seconds a delivery may stay `sending`; after that (a crashed worker) it is tried again. "
+                    "At least 3 x FAPIAO_SMTP_TIMEOUT.",
+    )
+    delivery_retry_interval: float = Field(
+        5.0, gt=0, description="How often the delivery worker looks for deliveries whose retry is due."
+    )
 
     worker_host: str = Field("127.0.0.1", description="Address a worker's /metrics, /healthz and /readyz bind.")
     worker_port: int = Field(
@@ -208,10 +234,27 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _lease_outlasts_a_send(self) -> "Settings":
+        if self.delivery_lease < 3 * self.smtp_timeout:
+            raise ValueError(
+                f"FAPIAO_DELIVERY_LEASE ({self.delivery_lease}) must be at least 3 x FAPIAO_SMTP_TIMEOUT "
+                f"({self.smtp_timeout}): a delivery still being sent would be taken for abandoned and sent twice"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _issuer_needs_url(self) -> "Settings":
         if self.issuer == "http" and not self.issuer_url:
             raise ValueError("issuer_url: FAPIAO_ISSUER=http needs FAPIAO_ISSUER_URL")
         return self
+
+    @property
+    def delivery_retry(self) -> RetryPolicy:
+        return RetryPolicy(base=timedelta(seconds=self.delivery_retry_base),
+                           max_delay=timedelta(seconds=self.delivery_retry_max_delay),
+                           max_attempts=self.delivery_retry_max_attempts,
+                           max_age=timedelta(seconds=self.delivery_retry_max_age),
+                           lease=timedelta(seconds=self.delivery_lease))
 
     @property
     def embedded_kafka(self) -> bool:
