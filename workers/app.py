@@ -36,8 +36,8 @@ def _tune_consumer_fetch(fetch_max_wait_ms: int) -> None:
         consumer._fetch_max_wait_ms = fetch_max_wait_ms
         return consumer
 
-    create._fapiao = True
-    driver.AIOKafkaConsumerThread._create_worker_consumer = create
+    create._fapiao = True  # type: ignore[attr-defined]
+    driver.AIOKafkaConsumerThread._create_worker_consumer = create  # type: ignore[method-assign]
 
 
 def _faust_dir(settings: Settings) -> str:
@@ -76,7 +76,7 @@ def create_app(settings: Settings, worker: str, deps: Deps | None = None) -> fau
         producer_acks=-1,
     )
     deps = deps or Deps(settings)
-    app.fapiao_runtime = importlib.import_module(spec.module).register(app, settings, deps)
+    app.fapiao_runtime = importlib.import_module(spec.module).register(app, settings, deps)  # type: ignore[attr-defined]
     observability.install(app, settings, deps, worker)
     return app
 
