@@ -193,3 +193,37 @@ def test_fuzz_no_route_answers_5xx(site):
                 if r.status_code >= 500:
                     failures.append((method, path + query, ctype, r.status_code))
     assert not failures, failures[:20]
+
+
+def test_hostile_merchant_order_answers_are_422(admin_gateway, http_stub):
+    """The merchant's order-query interface answers garbage: the buyer gets a message, never a 500."""
+    s = admin_gateway()
+    http = httpx.Client(base_url=s.base_url, timeout=15, follow_redirects=False,
+                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    http.post("/admin/api/orgs", json=ORG)
+    system = http.post("/admin/api/systems", json={"code": "POS", "name": "收银",
+                                                   "query_url": http_stub.url + "/orders"}).json()
+    key = http.post("/admin/api/qr-settings", json={"org_code": "SZ01", "kinds": ["10xdp"], "validity_days": "30",
+                                                    "business_system_code": "POS"}).json()["key"]
+    http.post("/admin/api/sync")
+    browser = httpx.Client(base_url=s.base_url, timeout=15, follow_redirects=False)
+    now = int(datetime.now(timezone.utc).timestamp())
+    answers = [{"billDetail": "x"}, {"billDetail": [1, 2]}, {"totalAmount": {"a": 1}, "billDetail": []},
+               {"totalAmount": "1e30", "includeTaxFlag": "1", "billDetail": [
+                   {"goodsName": "*餐饮服务*餐费", "revenueCode": "3070401000000000000", "amount": "1e30",
+                    "taxRate": "0.06"}]},
+               {"totalAmount": "NaN", "billDetail": [{"amount": "NaN", "taxRate": "abc"}]}]
+    wrong = []
+    for i, data in enumerate(answers):
+        http_stub.routes["/orders"] = (200, {"errorCode": "0", "data": data})
+        link = build_link("", key, f"SO-{i}", "88.50", now, secret=system["secret"])
+        deadline = time.monotonic() + 20
+        while (r := browser.get(link)).status_code != 200:
+            assert time.monotonic() < deadline, r.status_code
+            time.sleep(0.2)
+        r = browser.post(link, data={"invoice_kind": "10xdp"})
+        if r.status_code != 422 or "商家" not in r.text:
+            wrong.append((data, r.status_code, r.text[-200:]))
+    assert not wrong, wrong
+    http.close()
+    browser.close()

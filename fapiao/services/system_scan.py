@@ -104,11 +104,16 @@ def obtain_order(sessions: sessionmaker, minter: LinkMinter, setting: SettingsRe
         # V7.0.18: a seller tax ID the merchant's order carries wins over the key's (never overwritten); the H5
         # page then tells the buyer the two differ (scan.with_key_tax_id_check).
         order_seller = str(doc.get("sellerTaxpayerId") or "").strip() or seller
-        bill = Bill.model_validate({**doc, "billNo": bill_no,
-                                    "sellerName": doc.get("sellerName") or setting.org.seller_name,
-                                    "sellerTaxpayerId": order_seller, "invoiceType": kind,
-                                    "businessSystemCode": setting.business_system_code or "QR",
-                                    "billDate": doc.get("billDate") or now.date().isoformat()})
+        try:
+            bill = Bill.model_validate({**doc, "billNo": bill_no,
+                                        "sellerName": doc.get("sellerName") or setting.org.seller_name,
+                                        "sellerTaxpayerId": order_seller, "invoiceType": kind,
+                                        "businessSystemCode": setting.business_system_code or "QR",
+                                        "billDate": doc.get("billDate") or now.date().isoformat()})
+        except ValueError as exc:  # pydantic's ValidationError: the merchant's answer is not a bill
+            first = exc.errors()[0] if hasattr(exc, "errors") else {}
+            where = ".".join(str(p) for p in first.get("loc", ())) or "data"
+            return Obtained(error=f"商家订单系统返回的订单格式不正确（{where}），请联系商家")
         return _check_and_store(s, minter, setting, bill, amount, now, extra_tax_id=normalise(order_seller),
                                 problem="商家返回的订单不能开票：")
 
