@@ -127,3 +127,22 @@ def test_preset_qr_page_through_the_gateway(admin_gateway):
         assert "/q/" in r.url and "申请开票" in r.read().decode()
     assert fetch(f"{page_url}/qr.svg")[0] == 200
     assert fetch(f"{s.base_url}/p/nosuchkey")[0] == 404
+
+
+def test_cli_sets_and_lists_the_preset(sessions, db_url, monkeypatch):
+    from click.testing import CliRunner
+
+    from fapiao.cli import main
+
+    monkeypatch.setenv("FAPIAO_DATABASE_URL", db_url)
+    run = lambda *a: CliRunner().invoke(main, ["settings", *a])  # noqa: E731
+    assert run("add-org", *(f"{k}={v}" for k, v in ORG.items())).exit_code == 0
+    missing = run("add-qr", "org_code=SZ01", "kinds=10xdp", "validity_days=30", "default_issue=是")
+    assert missing.exit_code == 1 and "preset_goods_name" in missing.output
+    added = run("add-qr", "org_code=SZ01", "kinds=10xdp", "validity_days=30", "default_issue=是",
+                *(f"{k}={v}" for k, v in PRESET.items()), "preset_amount_mode=max", "preset_amount=300")
+    assert added.exit_code == 0, added.output
+    key = added.output.split()[-1]
+    listing = run("list").output
+    assert "*餐饮服务*餐费 3070401000000000000 6% 次 最高 ¥300.00" in listing and f"/p/{key}" in listing
+    assert run("edit-qr", key, "preset_tax_rate=17%").exit_code == 1

@@ -57,7 +57,11 @@ def add_system(app: AppContext, fields) -> None:
 @pass_app
 def add_qr(app: AppContext, fields) -> None:
     """Add a 动态二维码设置: org_code= kinds= validity_days= [scan_type= default_issue= link_mode=
-    business_system_code=]; prints its key值."""
+    business_system_code=]; prints its key值.
+
+    默认开票 (default_issue=是) needs its preset sales order: preset_goods_name=*简称*名称
+    preset_revenue_code=<19 digits> preset_tax_rate=6% [preset_units= preset_zero_rate_flag=
+    preset_amount_mode=any|fixed|max preset_amount=]."""
     from fapiao.services.settings_admin import create_qr_setting
 
     _report(create_qr_setting(app.sessions, _fields(fields)), lambda r: f"added setting, key {r.key}")
@@ -68,7 +72,7 @@ def add_qr(app: AppContext, fields) -> None:
 @click.argument("fields", nargs=-1)
 @pass_app
 def edit_qr(app: AppContext, key, fields) -> None:
-    """Change fields of a 动态二维码设置."""
+    """Change fields of a 动态二维码设置 (the preset too: preset_<field>=..., or preset=none to clear it)."""
     from fapiao.services.settings_admin import edit_qr_setting
 
     _report(edit_qr_setting(app.sessions, key, _fields(fields)), lambda r: f"saved {r.key}")
@@ -88,11 +92,13 @@ def disable_qr(app: AppContext, key) -> None:
 @pass_app
 def list_settings(app: AppContext) -> None:
     """Every 动态二维码设置, and the sync state."""
+    from fapiao.domain.preset import describe
     from fapiao.services.settings_admin import list_qr_settings, sync_status
 
     for r in list_qr_settings(app.sessions):
         click.echo(f"{r.key}  org={r.org_code}  scan_type={r.scan_type}  kinds={','.join(r.kinds)}  "
-                   f"days={r.validity_days}  default_issue={r.default_issue}  enabled={r.enabled}  mode={r.link_mode}")
+                   f"days={r.validity_days}  default_issue={r.default_issue}  enabled={r.enabled}  mode={r.link_mode}"
+                   + (f"  preset={describe(r.preset)}  link={app.settings.base_url}/p/{r.key}" if r.preset else ""))
     last, unsynced = sync_status(app.sessions)
     click.echo(f"last synced: {last.isoformat() if last else 'never'}{'; unsynced changes' if unsynced else ''}")
 
