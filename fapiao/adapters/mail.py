@@ -94,7 +94,13 @@ class MaildirSink:
 
 
 def start_dev_mailbox(directory: Path, host: str, port: int):
-    from aiosmtpd.controller import Controller
+    try:
+        from aiosmtpd.controller import Controller
+    except ImportError:
+        raise RuntimeError(
+            "the dev mailbox comes with the dev extra (pip install -c constraints.txt -e '.[dev]'); "
+            "or set FAPIAO_SMTP_HOST to a mail server"
+        ) from None
 
     controller = Controller(MaildirSink(directory), hostname=host, port=port)
     controller.start()
