@@ -8,6 +8,7 @@ its reason instead of ``sending``."""
 import collections
 import json
 import time
+import urllib.request
 
 import pytest
 from sqlalchemy import func, select
@@ -76,6 +77,19 @@ def wait_until(predicate, timeout, describe):
         time.sleep(0.2)
 
 
+def gauge(url: str, status: str) -> float:
+    """fapiao_deliveries_waiting{status=...} as the worker's /metrics serves it (-1: not there yet)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:
+            text = r.read().decode()
+    except OSError:
+        return -1
+    for line in text.splitlines():
+        if line.startswith(f'fapiao_deliveries_waiting{{status="{status}"}}'):
+            return float(line.rsplit(" ", 1)[1])
+    return -1
+
+
 def test_thirty_second_smtp_outage_needs_no_human(broker, settings, sessions, tmp_path):
     smtp = RestartableSmtp()
     smtp.start()
@@ -106,6 +120,8 @@ def test_thirty_second_smtp_outage_needs_no_human(broker, settings, sessions, tm
         smtp.stop()
         down_at = time.monotonic()
         publish(s, during + [refused, unknown, header_breaking])
+        metrics = f"http://127.0.0.1:{s.worker_port}/metrics"
+        wait_until(lambda: gauge(metrics, "retrying") >= 1, OUTAGE / 2, tail)  # ops can see them waiting
         time.sleep(max(0.0, OUTAGE - (time.monotonic() - down_at)))
         smtp.start()  # same port, no human touches the system
         publish(s, after)
@@ -113,6 +129,7 @@ def test_thirty_second_smtp_outage_needs_no_human(broker, settings, sessions, tm
         final = lambda: set(statuses(sessions)) <= {"sent", "failed"} and len(smtp.messages) >= len(mails)  # noqa
         wait_until(final, 120, lambda: f"ledger {statuses(sessions)}, received {len(smtp.messages)} of "
                                        f"{len(mails)}\n{tail()}")
+        wait_until(lambda: gauge(metrics, "retrying") == 0, 15, tail)
         time.sleep(2)  # anything sent twice would arrive now
     finally:
         worker.stop()
