@@ -136,3 +136,14 @@ def test_the_lag_exporter_exports_each_series_once():
     assert 'kafka_consumergroup_group_max_lag{group="fapiao-delivery"} 7.0' in text
     assert 'partition="1"' not in text  # never committed: no lag to show
     assert not exporter.ready()
+
+
+def test_kafka_pythons_harmless_group_metadata_warnings_are_quiet(caplog):
+    import fapiao.adapters.lag  # noqa: F401  (installs the filter)
+
+    logger = logging.getLogger("kafka.admin._groups")
+    with caplog.at_level(logging.WARNING, logger="kafka.admin._groups"):
+        logger.warning("Unable to decode member_metadata for fapiao-delivery/member-1")
+        logger.warning("Unable to decode member_assignment for fapiao-delivery/member-1")
+        logger.warning("something else")
+    assert [r.getMessage() for r in caplog.records] == ["something else"]
