@@ -67,3 +67,18 @@ def test_http_issuer_needs_a_url(monkeypatch):
     monkeypatch.setenv("FAPIAO_ISSUER", "http")
     with pytest.raises(ConfigError, match="FAPIAO_ISSUER_URL"):
         load_settings(_env_file=None)
+
+
+def test_http_issuer_in_a_batch(sessions, http_stub):
+    """An external platform is asked once per invoice, each in a transaction of its own; a redelivered batch
+    asks nothing again."""
+    from fapiao.services.issue import issue_submissions
+
+    events = [_accepted_and_submission(sessions, f"ISS-B{i}")[1] for i in range(3)]
+    http_stub.script = [(200, {"number": f"2495200000002878779{i}", "issued_at": "2026-11-22T10:00:00+08:00"})
+                        for i in range(3)]
+    issuer = HttpIssuer(http_stub.url, None, 2)
+    outs = issue_submissions(sessions, issuer, events)
+    assert [o[0].event.invoice.number for o in outs] == [f"2495200000002878779{i}" for i in range(3)]
+    assert [o[0].event for o in issue_submissions(sessions, issuer, events)] == [o[0].event for o in outs]
+    assert len(http_stub.requests) == 3

@@ -157,8 +157,13 @@ def issue_submissions(sessions: sessionmaker, issuer: Issuer, events: list[Buyer
 
     Idempotent: an order already issued re-emits its ``invoices.issued`` (same event id) and takes no number; a
     number exists exactly when its invoice row does (gap-free per seller). Raises Transient (or the database's
-    OperationalError) with nothing committed: retry the batch."""
+    OperationalError) with nothing committed: retry the batch.
+
+    An external issuer (no ``issue_within``) is called while the seller is locked, so its batch is issued one
+    submission per transaction: a slow platform never holds the lock (on SQLite: every writer) for a whole batch."""
     now = now or datetime.now(timezone.utc)
+    if len(events) > 1 and getattr(issuer, "issue_within", None) is None:
+        return [issue_submissions(sessions, issuer, [ev], now)[0] for ev in events]
     with sessions() as s:
         begin_write(s)
         orders = _orders(s, {ev.order_key for ev in events})
