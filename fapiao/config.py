@@ -163,7 +163,8 @@ class Settings(BaseSettings):
 
     worker_host: str = Field("127.0.0.1", description="Address a worker's /metrics, /healthz and /readyz bind.")
     worker_port: int = Field(
-        6066, ge=1, le=65535, description="Port of a worker's HTTP endpoints (`worker all`: this and the next 3)."
+        6066, ge=1, le=65535,
+        description="Port of a worker's HTTP endpoints (`worker all`: this and the next ones, one port per worker).",
     )
     worker_replicas: int = Field(
         1, ge=1, le=64,
