@@ -10,6 +10,9 @@ them) for a developer to look at."""
 
 import json
 import os
+import time
+import urllib.error
+import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -141,5 +144,44 @@ def test_buyer_scans_submits_and_downloads(system, sessions, smtp_server, tmp_pa
             for v, p in pages.items():
                 p.goto(link)
                 look(p, "6-second-scan")
+
+            # 默认开票: the setting's own QR, where the buyer types the amount of a preset sales order.
+            key = set_preset(s, sessions)
+            for v, p in pages.items():
+                p.goto(f"{s.base_url}/p/{key}")
+                expect(p.locator("#preset-goods")).to_have_text("*餐饮服务*餐费")
+                look(p, "8-preset")
+                p.fill("#amount", "500.01")
+                p.click("#next")
+                expect(p.locator("#problem")).to_contain_text("500.00")
+                look(p, "8-preset-error")
+            page.fill("#amount", "88.50")
+            page.click("#next")
+            expect(page.locator("#bill-no")).to_contain_text("YS")
+            expect(page.locator(".amount")).to_have_text("¥88.50")
         finally:
             browser.close()
+
+
+def set_preset(s, sessions) -> str:
+    """Give the demo setting a 默认开票 preset (at most 500.00) and sync it to the scan side; returns its key值."""
+    from fapiao.services import settings_admin as svc
+
+    [row] = svc.list_qr_settings(sessions)
+    done = svc.edit_qr_setting(sessions, row.key, {
+        "default_issue": "是", "preset_goods_name": "*餐饮服务*餐费", "preset_revenue_code": "3070401000000000000",
+        "preset_tax_rate": "6%", "preset_amount_mode": "max", "preset_amount": "500"})
+    assert not isinstance(done, dict), done
+    p = producer(s)
+    for k, value in svc.sync_records(sessions):
+        p.send(s.topics["settings"], key=k, value=value)
+    p.flush()
+    p.close()
+    url = f"{s.base_url}/p/{row.key}"
+    for _ in range(100):  # the gateway reads the settings topic within moments
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return row.key
+        except urllib.error.HTTPError:
+            time.sleep(0.2)
+    raise AssertionError("the preset never reached the scan side")
