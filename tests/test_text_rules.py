@@ -79,3 +79,20 @@ def test_malformed_emails_refused(email):
 def test_good_emails_accepted(email):
     result = check_buyer({"buyer_type": "individual", "title": "张三", "email": email}, NORMAL)
     assert isinstance(result, Buyer), result
+
+
+@pytest.mark.parametrize("field,char", [("sellerName", "\u202e"), ("remark", "\r\n"), ("buyerName", "\u200b"),
+                                        ("line0__goodsName", "\x00"), ("line0__specification", "\u2066")])
+def test_pushed_order_free_text_refused_with_00634(field, char):
+    from fapiao.domain.order_rules import check_bill
+    from schemas.bill_push import Bill
+    from schemas.events import Order
+    from tests.test_order_rules import CTX, bill
+
+    value = {"sellerName": "深圳市示例科技有限公司", "remark": "备注", "buyerName": "某某公司",
+             "line0__goodsName": "*文化办公用设备*打印机", "line0__specification": "A4"}[field]
+    result = check_bill(Bill.model_validate(bill(**{field: value[:2] + char + value[2:]})), CTX)
+    assert not isinstance(result, Order), result
+    [hit] = [v for v in result if v.code == "00634"]
+    assert hit.field == field.replace("line0__", "billDetail[0].") and "U+" in hit.message
+    assert isinstance(check_bill(Bill.model_validate(bill()), CTX), Order)

@@ -21,6 +21,7 @@ from fapiao.domain.tax import (
     split_inclusive,
 )
 from fapiao.domain.taxid import buyer_id_problem, normalise, tax_id_problem
+from fapiao.domain.text import text_problem
 from schemas.bill_push import Bill, BillLine
 from schemas.events import InvoiceKind, Order, OrderLine, Violation
 
@@ -57,6 +58,7 @@ NEW_CODES = {
     "00620": "零税率标识只能用于零税率明细",
     "00622": "买方税号无效",
     "00623": "scanh5Url 参数错误",
+    "00634": "文本含控制字符、文字方向控制字符或零宽字符",
 }
 
 SAVED = ("0000", "保存数据成功")  # the push's overall answer (FACTS §1.3), on orders.accepted
@@ -177,6 +179,19 @@ def _check_line(v: _Collector, i: int, line: BillLine, include_tax: bool | None,
     }
 
 
+def _free_text(bill: Bill):
+    """(field, text) of every text field of the bill and its lines (the fields fapiao knows, not extras)."""
+    for name in type(bill).model_fields:
+        value = getattr(bill, name)
+        if isinstance(value, str):
+            yield name, value
+    for i, line in enumerate(bill.billDetail or []):
+        for name in type(line).model_fields:
+            value = getattr(line, name)
+            if isinstance(value, str):
+                yield f"billDetail[{i}].{name}", value
+
+
 def check_bill(bill: Bill, ctx: PushContext, envelope_system: str | None = None) -> Order | list[Violation]:
     v = _Collector()
     system_code = (bill.businessSystemCode or envelope_system or "").strip()
@@ -268,6 +283,10 @@ def check_bill(bill: Bill, ctx: PushContext, envelope_system: str | None = None)
         problem = buyer_id_problem(bill.buyerTaxpayerId, person=True)
         if problem:
             v.add("00622", "buyerTaxpayerId", f"买方税号无效：{problem}")
+    for field, value in _free_text(bill):  # hidden or display-changing characters never reach an invoice
+        problem = text_problem(value)
+        if problem:
+            v.add("00634", field, f"{field} {problem}")
     if not _blank(bill.scanh5Url) and bill.scanh5Url.strip() not in _YES | _NO:
         v.add("00623", "scanh5Url", f"scanh5Url 参数错误：{bill.scanh5Url!r}，应为 0 或 1")
 

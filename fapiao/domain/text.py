@@ -5,6 +5,7 @@ characters (U+200B–U+200D, U+2060, U+FEFF). One rule for the buyer's form and 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 BIDI = frozenset(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C]))
@@ -20,12 +21,15 @@ class TextRefused(ValueError):
         self.message = message
 
 
+# Control characters (Unicode category Cc: C0, DEL, C1), lone surrogates, bidi controls and zero-width characters,
+# as one class so a search runs at C speed over a 1,000-line order.
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff" + "".join(sorted(BIDI | ZERO_WIDTH)) + "]")
+
+
 def forbidden_char(value: str) -> str | None:
     """The first character of ``value`` that may not appear in a text field, or None."""
-    for ch in value:
-        if ch in BIDI or ch in ZERO_WIDTH or unicodedata.category(ch) in ("Cc", "Cs"):
-            return ch
-    return None
+    found = _FORBIDDEN.search(value)
+    return found.group(0) if found else None
 
 
 def text_problem(value: str) -> str | None:
