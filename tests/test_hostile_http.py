@@ -227,3 +227,17 @@ def test_hostile_merchant_order_answers_are_422(admin_gateway, http_stub):
     assert not wrong, wrong
     http.close()
     browser.close()
+
+
+@pytest.mark.parametrize("amount", ["1e30", "1E+400", "NaN", "-Infinity"])
+def test_pushed_amount_overflow_is_00613_not_a_handler_error(amount):
+    """order_ingest's rules: an amount too large to round used to raise decimal.InvalidOperation (a DLQ handler
+    error); it is a violation now."""
+    from fapiao.domain.order_rules import check_bill
+    from schemas.bill_push import Bill
+    from tests.test_order_rules import CTX, bill
+
+    for doc in (bill(totalAmount=amount), bill(line0__amount=amount)):
+        result = check_bill(Bill.model_validate(doc), CTX)
+        assert isinstance(result, list) and "00613" in {v.code for v in result}, (doc, result)
+    assert isinstance(check_bill(Bill.model_validate(bill(line0__price=amount)), CTX), list)  # refused (00607)
