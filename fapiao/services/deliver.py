@@ -97,7 +97,7 @@ def deliver(sessions: sessionmaker, mailer: Mailer, sms: SmsSender | None, ev: D
     now = now or _utcnow()
     with sessions() as s:
         row = _record(s, ev, now, cfg.retry.lease)
-        if row is None:  # recorded by another consumer in the meantime
+        if row is None:  # recorded before: a redelivery, a re-send queued by the gateway, a racing consumer
             row = s.scalar(select(DeliveryRow).where(DeliveryRow.request_id == ev.request_id))
             if row.status in FINAL:
                 return [_completed(row, ev.order_key)]
