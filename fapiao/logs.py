@@ -24,6 +24,7 @@ from aiohttp.abc import AbstractAccessLogger
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("fapiao_log_context", default=None)
 EXTRA_KEYS = ("order_key", "invoice_number", "event_id", "request_id", "topic", "partition", "offset")
 HTTP_KEYS = ("method", "path", "status", "duration_ms", "remote")
+QUIET_PATHS = ("/healthz", "/readyz", "/metrics")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 _LEVELS = {"warn": "WARNING", "crit": "CRITICAL"}
 
@@ -139,11 +140,14 @@ def setup_logging(level: str, fmt: str) -> None:
 class AccessLog(AbstractAccessLogger):
     """aiohttp's access log as one record per request with its fields (method, path, status, duration), so it
     comes out in the run's format like every other line. The path is the route's pattern (``/q/{token}``), never
-    the request's: QR and download tokens are credentials and stay out of the logs."""
+    the request's: QR and download tokens are credentials and stay out of the logs. Probes and scrapes are
+    logged only when they fail."""
 
     def log(self, request, response, time: float) -> None:
         resource = getattr(getattr(request.match_info, "route", None), "resource", None)
         path = resource.canonical if resource is not None else "(no route)"
+        if path in QUIET_PATHS and response.status < 400:  # probes every few seconds: only their failures
+            return
         fields = {
             "method": request.method,
             "path": path,

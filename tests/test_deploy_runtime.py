@@ -94,6 +94,12 @@ def test_access_log_is_a_structured_record_without_tokens():
     assert doc["method"] == "GET" and doc["path"] == "/q/{token}" and doc["status"] == 200
     assert doc["duration_ms"] == 12.3 and "SECRET-TOKEN" not in json.dumps(doc)
 
+    Resource.canonical = "/readyz"
+    AccessLog(logger, "").log(Request(), Response(), 0.001)  # a passing probe: not logged
+    Response.status = 503
+    AccessLog(logger, "").log(Request(), Response(), 0.001)  # a failing one is
+    assert [r.__dict__["status"] for r in seen] == [200, 503]
+
 
 def test_a_fatal_group_join_error_is_noticed_once():
     from workers.app import FatalJoinWatch
