@@ -1,0 +1,138 @@
+"""红冲 end to end on real parts (embedded broker, SQLite and PostgreSQL, SMTP, gateway, every worker as a process):
+`fapiao push` waits for the answers (link, or every code and exit 1); a partial then the rest reversed from the
+CLI; each red invoice issued once by the invoice-issue worker even when its event is delivered again, drawn by
+the render stage (its PDF checked like the blue one's), mailed to the buyer, pushed back to the merchant; the
+buyer's second scan shows 已红冲; `fapiao orders show` tells the whole story."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import time
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import func, select
+
+from fapiao.adapters.db import InvoiceRow
+from fapiao.adapters.kafka import producer
+from fapiao.testing import TopicReader, json_value, settings_env
+from tests.conftest import sample_push
+from tests.test_e2e import http, system  # noqa: F401  (the running system fixture)
+from tests.test_pdf import extracted
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+SELLER = "91440300MA5G9GK78Y"
+
+
+def cli(s, *args, timeout=120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "fapiao.cli", *args], env=settings_env(s), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def wait_until(check, timeout=60, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not (result := check()):
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
+        time.sleep(0.3)
+    return result
+
+
+def red_issued(s, red_of: str, count: int) -> list[dict]:
+    reader = TopicReader(s, s.topics["invoices.issued"])
+    try:
+        seen = {}
+
+        def enough(r):
+            inv = json_value(r)["invoice"]
+            if inv.get("red_of") == red_of:
+                seen[json_value(r)["event_id"]] = inv
+            return len(seen) >= count
+
+        reader.wait_for(enough, timeout=90)
+        return list(seen.values())
+    finally:
+        reader.close()
+
+
+def test_push_waits_then_partial_and_full_reversal(system, sessions, smtp_server, http_stub, tmp_path):  # noqa: F811
+    s = system
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(sample_push(billNo="E2E-RED-1")), encoding="utf-8")
+    bad.write_text(json.dumps(sample_push(billNo="E2E-RED-BAD", invoiceType="026")), encoding="utf-8")
+
+    out = cli(s, "push", str(bad), "--timeout", "90")
+    assert out.returncode == 1 and "rejected" in out.stdout, out.stdout + out.stderr
+    assert re.search(r"^\s+\d{5}\s+\S+\s+\S", out.stdout, re.M), out.stdout  # every code with its message
+    out = cli(s, "push", str(good), "--timeout", "90")
+    assert out.returncode == 0, out.stdout + out.stderr
+    link = re.search(r"accepted\s+(\S+/q/\S+)", out.stdout).group(1)
+    assert cli(s, "push", str(good), "--no-wait").returncode == 0  # an idempotent re-push, not waited for
+
+    buyer = {"buyer_type": "enterprise", "title": "某某科技有限公司", "tax_id": "91440300358768292H",
+             "email": "buyer@example.cn"}
+    assert http(link, buyer)[0] == 303
+    wait_until(lambda: json.loads(http(link + "/status")[1])["status"] == "issued", what="blue issued")
+    with sessions() as db:
+        blue = db.scalar(select(InvoiceRow).where(InvoiceRow.red_of.is_(None)))
+    number = blue.number
+
+    # A partial reversal (one line, a smaller amount), confirmed by the buyer already.
+    out = cli(s, "reverse", "request", number, "--seller", SELLER, "--reason", "销售折让", "--line", "1:amount=113.00",
+              "--confirmed", "--request-id", "e2e-p1")
+    assert out.returncode == 0 and "已确认" in out.stdout, out.stdout + out.stderr
+    [partial] = red_issued(s, number, 1)
+    assert partial["total_with_tax"] == "-113.00" and re.fullmatch(r"\d{20}", partial["number"])
+
+    # Then the rest: pending until the buyer confirms, then issued.
+    out = cli(s, "reverse", "request", number, "--seller", SELLER, "--reason", "开票有误", "--request-id", "e2e-rest")
+    assert out.returncode == 0 and "待确认" in out.stdout, out.stdout + out.stderr
+    confirmation_id = re.search(r"红字确认单 (\S+)", out.stdout).group(1)
+    again = cli(s, "reverse", "request", number, "--seller", SELLER, "--reason", "开票有误", "--request-id", "e2e-rest")
+    assert again.returncode == 0 and "nothing new" in again.stdout
+    assert cli(s, "reverse", "confirm", confirmation_id, "--seller", SELLER).returncode == 0
+    reds = red_issued(s, number, 2)
+    assert sum(Decimal(r["total_with_tax"]) for r in reds) == -blue.total_with_tax
+    out = cli(s, "reverse", "request", number, "--seller", SELLER, "--reason", "开票有误")
+    assert out.returncode == 1 and "RED_FULLY_REVERSED" in out.stderr
+
+    # Redelivered confirmations change nothing: one red invoice each.
+    confirmed = TopicReader(s, s.topics["reversals.confirmed"])
+    confirmed.wait_for(lambda r: len(confirmed.records) >= 2, timeout=30)
+    p = producer(s)
+    for r in confirmed.records:
+        p.send(s.topics["reversals.confirmed"], key=r.key, value=r.value)
+    p.flush()
+    p.close()
+    confirmed.close()
+    time.sleep(3)
+    with sessions() as db:
+        assert db.scalar(select(func.count()).where(InvoiceRow.red_of == number)) == 2
+
+    # Each red invoice is drawn (its PDF like the blue one's), mailed to the buyer and pushed back.
+    for red in reds:
+        def drawn(n=red["number"]):
+            with sessions() as db:
+                docs = db.scalar(select(InvoiceRow.documents).where(InvoiceRow.number == n))
+            return docs if docs and docs.get("pdf") else None
+
+        docs = wait_until(drawn, what=f"documents of {red['number']}")
+        text = extracted(open(docs["pdf"], "rb").read())
+        assert red["number"] in text and number in text and red["total_with_tax"] in text and "（负数）" in text
+    wait_until(lambda: len(smtp_server.messages) >= 3, what="three e-mails (blue and two red)")
+    subjects = " ".join(m["Subject"] for m in smtp_server.messages)
+    assert all(r["number"] in subjects for r in reds)
+    wait_until(lambda: {b.get("InvoiceNo") for b in http_stub.json_bodies() if b["Event"] == "issued"}
+               >= {number, *(r["number"] for r in reds)}, what="callbacks of the red invoices")
+
+    status, page = http(link)  # the buyer's second scan
+    assert status == 200 and 'id="reversal-state"' in page and "已红冲" in page
+
+    shown = json.loads(cli(s, "orders", "show", "E2E-RED-1", "--json").stdout)
+    assert shown["status"] == "reversed" and [i["color"] for i in shown["invoices"]] == ["blue", "red", "red"]
+    steps = [st["what"] for st in shown["timeline"]]
+    assert {"accepted", "submitted", "issued", "document", "mailed", "reversal", "red_issued", "callback"} <= set(steps)
+    rejected = json.loads(cli(s, "orders", "show", "E2E-RED-BAD", "--json").stdout)
+    assert rejected["status"] == "rejected" and rejected["rejections"][0]["violations"]
