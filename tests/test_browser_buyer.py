@@ -41,12 +41,17 @@ FITS = """() => {
   const small = [...document.querySelectorAll('button, .btn, input[type=submit], select')].filter(e => {
     const r = e.getBoundingClientRect(); return r.width > 0 && r.height < 44;
   }).map(e => name(e) + ' ' + Math.round(e.getBoundingClientRect().height) + 'px');
-  return {wide, small, overflow: document.documentElement.scrollWidth - w};
+  const spill = [...document.querySelectorAll('.card *')].filter(e => {
+    const r = e.getBoundingClientRect(), c = e.closest('.card').getBoundingClientRect();
+    return r.width > 0 && (r.right > c.right + 0.5 || r.left < c.left - 0.5);
+  }).map(e => name(e) + ' spills out of its card');
+  return {wide: wide.concat(spill), small, overflow: document.documentElement.scrollWidth - w};
 }"""
 
 
 def look(page, name: str) -> None:
-    """The page fits its viewport, every button can be tapped, and a screenshot is kept."""
+    """The page fits its viewport (nothing spills out of its card either), every button can be tapped, and a
+    screenshot is kept."""
     size = page.viewport_size
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / f"{name}-{size['width']}x{size['height']}.png"), full_page=True)
