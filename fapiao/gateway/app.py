@@ -234,14 +234,17 @@ async def _preset_entry(request: web.Request, setting, static=None) -> web.Respo
     """默认开票: the buyer types the amount (and picks a kind); the order is built from the setting's preset."""
     form, status, problem = {}, 200, None
     if request.method == "POST":
-        form = dict(await request.post())
-        obtained = await asyncio.to_thread(
-            obtain_preset_order, request.app["sessions"], _minter(request), setting,
-            str(form.get("amount") or setting.preset.get("amount") or ""),
-            str(form.get("invoice_kind", "")), str(form.get("nonce", "")))
-        if obtained.link:
-            raise web.HTTPSeeOther(obtained.link)
-        status, problem = 422, obtained.error
+        form = dict(await read_form(request))
+        amount = str(form.get("amount") or setting.preset.get("amount") or "")
+        if amount.strip() and parse_amount(amount) is None:
+            status, problem = 422, f"{AMOUNT_RULE}，例如 88.50"
+        else:
+            obtained = await asyncio.to_thread(
+                obtain_preset_order, request.app["sessions"], _minter(request), setting, amount,
+                str(form.get("invoice_kind", "")), str(form.get("nonce", "")))
+            if obtained.link:
+                raise web.HTTPSeeOther(obtained.link)
+            status, problem = 422, obtained.error
     nonce = form.get("nonce") or preset_nonce(_minter(request).secret)
     return render("scan_entry.html", status=status, setting=setting, link=None, form=form, problem=problem,
                   action=request.path_qs, static=static, preset=setting.preset, nonce=nonce)
