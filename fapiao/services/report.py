@@ -141,7 +141,7 @@ def as_csv(report: MonthReport) -> str:
     w = csv.writer(out, lineterminator="\n")
     w.writerow(["month", "seller_tax_id", "kind", "kind_name", "blue_count", "blue_amount", "blue_tax",
                 "blue_with_tax", "red_count", "red_amount", "red_tax", "red_with_tax", "net_with_tax",
-                *[f"tax_{Decimal(r) * 100:g}%" for r in rates], "quota_limit", "quota_used", "quota_left"])
+                *[f"tax_{format((Decimal(r) * 100).normalize(), 'f')}%" for r in rates], "quota_limit", "quota_used", "quota_left"])
     for r in report.rows:
         q = quotas[r.seller_tax_id]
         w.writerow([report.month, r.seller_tax_id, r.kind, r.kind_name, r.blue.count, r.blue.amount, r.blue.tax,
