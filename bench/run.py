@@ -309,6 +309,8 @@ def parse_args(argv=None):
     ap.add_argument("--database", help="SQLAlchemy URL (e.g. postgresql://…); default: SQLite in a temporary folder")
     ap.add_argument("--bootstrap", help="host:port of an external Kafka; default: start an embedded broker")
     ap.add_argument("--out", type=Path, help="the Markdown report (default docs/benchmarks.md; not with --quick)")
+    ap.add_argument("--stages", default=",".join(STAGE_NAMES),
+                    help="comma-separated subset to run (the ceiling always runs: ratios need it)")
     ap.add_argument("--ingest-replicas", type=int, default=1, help="order-ingest processes (fapiao worker --replicas)")
     ap.add_argument("--orders", type=int, help="orders drained for ceiling and ingest")
     ap.add_argument("--paced", type=int, help="messages paced for ceiling and ingest latency")
@@ -359,7 +361,8 @@ def main(argv=None) -> None:
         upgrade(settings.db_url)
         with make_session_factory(make_engine(settings.db_url))() as s:
             ensure_demo_merchant(s)
-        for stage in stages(args, Prepared(settings), tmp):
+        wanted = {"ceiling", *args.stages.split(",")}
+        for stage in (st for st in stages(args, Prepared(settings), tmp) if st.name in wanted):
             results.append(run_stage(stage, settings))
             r = results[-1]
             print(f"{r['stage']}: {r['throughput']:.0f}/s drained ({r['count']}), p50/p99 {r['p50_ms']:.0f}/"

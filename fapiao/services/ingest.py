@@ -85,6 +85,7 @@ class StoredOrder(NamedTuple):
     created_at: datetime
 
 
+_INSERT = insert(OrderRow.__table__)  # Core: one executemany, no ORM bulk bookkeeping
 _STORED = (OrderRow.seller_tax_id, OrderRow.bill_no, OrderRow.content_hash, OrderRow.link_id,
            OrderRow.link_expires_at, OrderRow.created_at)
 
@@ -144,7 +145,7 @@ def _find(s: Session, keys) -> dict[tuple[str, str], StoredOrder]:
 def _store_once(s: Session, key: tuple[str, str], row: dict[str, Any]) -> StoredOrder:
     """Insert the order, or return the row a previous push (or a racing worker) already stored."""
     try:
-        s.execute(insert(OrderRow), [row])
+        s.connection().execute(_INSERT, [row])
         s.commit()
         return _stored(row)
     except IntegrityError:
@@ -165,7 +166,7 @@ def store_orders(s: Session, wanted: dict[tuple[str, str], tuple], now: datetime
         s.rollback()  # end the read transaction: on SQLite it would otherwise hold a snapshot
         return found
     try:
-        s.execute(insert(OrderRow), list(new.values()))
+        s.connection().execute(_INSERT, list(new.values()))
         s.commit()
         found.update({key: _stored(row) for key, row in new.items()})
     except IntegrityError:
