@@ -1,5 +1,6 @@
 """`fapiao archive --to DIR`: the model downstream consumer. A plain kafka-python consumer in its own group
-(``{group_prefix}-archive``): read invoices.issued, do the work idempotently, commit after the work, so a crash
+(``{group_prefix}-archive``): read documents.rendered (an issued invoice whose PDF, JSON and HTML exist), do the
+work idempotently, commit after the work, so a crash
 or restart resumes from the last committed offset and at worst redoes (and skips) work already done."""
 
 from __future__ import annotations
@@ -12,14 +13,14 @@ from kafka import KafkaConsumer
 
 from fapiao.config import Settings
 from fapiao.services.archive import archive_invoice
-from schemas.events import InvoiceIssued
+from schemas.events import DocumentRendered
 
 log = logging.getLogger("fapiao.archive")
 
 
 def run_archive(settings: Settings, root: Path, echo=print) -> None:
     consumer = KafkaConsumer(
-        settings.topics["invoices.issued"],
+        settings.topics["documents.rendered"],
         bootstrap_servers=settings.bootstrap_servers.split(","),
         group_id=f"{settings.group_prefix}-archive",
         enable_auto_commit=False,
@@ -43,7 +44,7 @@ def run_archive(settings: Settings, root: Path, echo=print) -> None:
             for records in batch.values():
                 for record in records:
                     try:
-                        event = InvoiceIssued.model_validate_json(record.value)
+                        event = DocumentRendered.model_validate_json(record.value)
                     except ValueError as exc:  # not ours to fix: note it and move on
                         log.warning("skipping %s[%s]@%s: %s", record.topic, record.partition, record.offset, exc)
                         continue

@@ -12,17 +12,17 @@ from fapiao.domain.order_rules import check_bill
 from fapiao.services.archive import archive_invoice
 from fapiao.testing import SystemProcess
 from schemas.bill_push import Bill
-from schemas.events import Buyer, BuyerType, InvoiceIssued
+from schemas.events import Buyer, BuyerType, DocumentRendered
 from tests.test_order_rules import CTX, bill
 
 BUYER = Buyer(buyer_type=BuyerType.person, title="张三", email="z@example.cn")
 
 
-def issued(n: int, when=datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc), documents=None) -> InvoiceIssued:
+def issued(n: int, when=datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc), documents=None) -> DocumentRendered:
     order = check_bill(Bill.model_validate(bill(billNo=f"AR-{n}")), CTX)
     inv = build_invoice(order, BUYER, number=f"2644067070{n:010d}", issued_at=when)
-    return InvoiceIssued(event_id=f"e{n}", order_key=f"{order.seller_tax_id}:AR-{n}", invoice=inv,
-                         documents=documents or {})
+    return DocumentRendered(event_id=f"e{n}", order_key=f"{order.seller_tax_id}:AR-{n}", invoice=inv,
+                            invoice_number=inv.number, seller_tax_id=inv.seller_tax_id, documents=documents or {})
 
 
 def test_archive_layout_atomic_and_idempotent(tmp_path):
@@ -45,7 +45,7 @@ def test_archive_restart_resumes_without_gaps_or_duplicates(broker, settings, tm
     def publish(events):
         p = producer(s)
         for ev in events:
-            p.send(s.topics["invoices.issued"], key=ev.order_key.encode(), value=ev.model_dump_json().encode())
+            p.send(s.topics["documents.rendered"], key=ev.order_key.encode(), value=ev.model_dump_json().encode())
         p.flush()
         p.close()
 

@@ -1,5 +1,6 @@
 """Use case: keep a copy of every issued invoice as files, laid out for people and backup tools:
-``DIR/<seller tax id>/<yyyy>/<mm>/<invoice number>.json`` (and ``.pdf``/``.html`` when those renderings exist).
+``DIR/<seller tax id>/<yyyy>/<mm>/<invoice number>.json`` (and ``.pdf``/``.html``). It reads documents.rendered,
+the event the render stage publishes once an invoice's files exist.
 Writes are atomic (temporary name, then rename); an invoice already archived is skipped."""
 
 from __future__ import annotations
@@ -8,15 +9,15 @@ import shutil
 from pathlib import Path
 
 from fapiao.adapters.documents import write_atomic
-from schemas.events import InvoiceIssued
+from schemas.events import DocumentRendered
 
 
-def archive_paths(root: Path, event: InvoiceIssued) -> Path:
+def archive_paths(root: Path, event: DocumentRendered) -> Path:
     inv = event.invoice
     return Path(root) / inv.seller_tax_id / f"{inv.issued_at:%Y}" / f"{inv.issued_at:%m}"
 
 
-def archive_invoice(root: Path, event: InvoiceIssued) -> list[Path]:
+def archive_invoice(root: Path, event: DocumentRendered) -> list[Path]:
     """Write what is missing; returns the files written (empty: everything was there already)."""
     folder = archive_paths(root, event)
     number = event.invoice.number
