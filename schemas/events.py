@@ -199,10 +199,15 @@ class Invoice(BaseModel):
 
 
 class InvoiceIssued(Contract):
-    """invoices.issued: the invoice exists; documents tell where its renderings are."""
+    """invoices.issued: the invoice exists (number, amounts); its documents follow on documents.rendered.
+
+    The render stage draws them after this event and announces them there."""
 
     invoice: Invoice
-    documents: dict[str, str] = Field(default_factory=dict, description="Format (`json`, `pdf`) to location.")
+    documents: dict[str, str] = Field(
+        default_factory=dict,
+        description="Kept for v1 consumers and always empty now: the documents' locations are on documents.rendered.",
+    )
 
 
 class InvoiceFailed(Contract):
