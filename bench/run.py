@@ -15,7 +15,7 @@ timestamp) is measured paced: at half the drained rate, or at the issue's fixed 
 Peak RSS is the largest VmHWM of any one process of the stage (each worker process is judged on its own).
 
 `python bench/run.py` writes docs/benchmarks.md (its hand-written analysis kept); `--quick` runs fewer messages
-(under 6 minutes on 2 cores) and, like `--json FILE`, leaves the docs alone unless `--out` is given. `--json FILE`
+(under 6 minutes on 2 cores) and leaves the docs alone unless `--out` is given. `--json FILE`
 writes one object ``{"ceiling": S, "ingest": S, "issue": S, "render": S, "pipeline": S}``, each S =
 ``{"throughput", "ratio", "p50_ms", "p99_ms", "peak_rss_mib", "count"}`` (ratio: throughput / the ceiling's).
 """
@@ -308,7 +308,7 @@ def parse_args(argv=None):
     ap.add_argument("--json", type=Path, help="write the machine-readable result here")
     ap.add_argument("--database", help="SQLAlchemy URL (e.g. postgresql://…); default: SQLite in a temporary folder")
     ap.add_argument("--bootstrap", help="host:port of an external Kafka; default: start an embedded broker")
-    ap.add_argument("--out", type=Path, help="the Markdown report (default docs/benchmarks.md; not with --quick)")
+    ap.add_argument("--out", type=Path, help="the Markdown report (default: docs/benchmarks.md, except with --quick)")
     ap.add_argument("--stages", default=",".join(STAGE_NAMES),
                     help="comma-separated subset to run (the ceiling always runs: ratios need it)")
     ap.add_argument("--ingest-replicas", type=int, default=1, help="order-ingest processes (fapiao worker --replicas)")
@@ -330,7 +330,7 @@ def parse_args(argv=None):
     for k, v in (quick if args.quick else defaults).items():
         if getattr(args, k) is None:
             setattr(args, k, v)
-    if args.out is None and not args.quick and args.json is None:
+    if args.out is None and not args.quick:
         args.out = ROOT / "docs" / "benchmarks.md"
     return args
 
