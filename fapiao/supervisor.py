@@ -9,6 +9,7 @@ everything after ``give_up_after`` tries instead of looping forever."""
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 import signal
 import subprocess
@@ -16,6 +17,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
+
+log = logging.getLogger("fapiao.supervisor")
 
 
 def _die_with_parent() -> None:
@@ -69,17 +72,17 @@ class Supervisor:
     def _on_exit(self, name: str, code: int) -> int | None:
         """A child exited: schedule its restart, or return the exit code that stops everything."""
         if not self.restart:
-            print(f"fapiao: {name} exited with {code}; stopping everything", file=sys.stderr)
+            log.error("%s exited with %s; stopping everything", name, code)
             return code or 1
         quick = time.monotonic() - self._started[name] < self.stable_after
         self._deaths[name] = self._deaths.get(name, 0) + 1 if quick else 1
         if self._deaths[name] > self.give_up_after:
-            print(f"fapiao: {name} exited with {code}, {self._deaths[name]} times in a row within "
-                  f"{self.stable_after:.0f} s of starting; giving up and stopping everything", file=sys.stderr)
+            log.error("%s exited with %s, %d times in a row within %.0f s of starting; giving up and stopping "
+                      "everything", name, code, self._deaths[name], self.stable_after)
             return code or 1
         delay = min(self.max_backoff, self.backoff * 2 ** (self._deaths[name] - 1))
-        print(f"fapiao: {name} exited with {code}; restarting it in {delay:g} s "
-              f"(restart {self._deaths[name]} of at most {self.give_up_after} in a row)", file=sys.stderr)
+        log.warning("%s exited with %s; restarting it in %g s (restart %d of at most %d in a row)", name, code, delay,
+                    self._deaths[name], self.give_up_after)
         self._due[name] = time.monotonic() + delay
         return None
 
@@ -100,7 +103,7 @@ class Supervisor:
                             del self._due[name]
                             args, env = self._specs[name]
                             self.spawn(name, *args, env=env)
-                            print(f"fapiao: {name} restarted (pid {self.children[name].pid})", file=sys.stderr)
+                            log.warning("%s restarted (pid %d)", name, self.children[name].pid)
                     elif proc.poll() is not None:
                         code = self._on_exit(name, proc.returncode)
                         if code is not None:

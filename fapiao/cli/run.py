@@ -45,8 +45,10 @@ def worker(app: AppContext, name: str, replicas: int | None) -> None:
 
         run_worker(s, name)
         return
+    from fapiao.logs import setup_logging
     from fapiao.supervisor import Supervisor
 
+    setup_logging(s.log_level, s.log_format)  # the supervisor's own lines in the run's one format
     sup = Supervisor(env=dict(os.environ))
     spawn_workers(sup, s, WORKER_NAMES if name == "all" else (name,), replicas)
     code = sup.wait()
@@ -144,6 +146,7 @@ def dev(app: AppContext, with_demo: bool) -> None:
     """Everything on embedded defaults: broker, topics, database, workers, gateway, dev mailbox."""
     from fapiao.adapters.kafka import BrokerError, EmbeddedBroker, port_in_use
     from fapiao.adapters.mail import start_dev_mailbox
+    from fapiao.logs import setup_logging
     from fapiao.supervisor import Supervisor
 
     s = app.settings
@@ -164,6 +167,7 @@ def dev(app: AppContext, with_demo: bool) -> None:
         admin_token = s.admin_token.get_secret_value() if s.admin_token else secrets.token_urlsafe(16)
         env = dict(os.environ, FAPIAO_KAFKA_BOOTSTRAP=s.bootstrap_servers, FAPIAO_ADMIN_TOKEN=admin_token,
                    PYTHONUNBUFFERED="1")
+        setup_logging(s.log_level, s.log_format)  # the supervisor's own lines in the run's one format
         sup = Supervisor(env=env, restart=True)  # a worker that dies is restarted with backoff, not the end of dev
         spawn_workers(sup, s)
         sup.spawn("gateway", "gateway")
