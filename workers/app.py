@@ -126,7 +126,8 @@ def run_worker(settings: Settings, worker: str) -> None:
     except SystemExit:
         if watch.fatal is None:
             raise
-    print(f"fapiao: worker {worker} stopped: the broker refused its consumer group for good ({watch.fatal}); "
-          "check FAPIAO_BROKER_SESSION_TIMEOUT against the broker's group.min/max.session.timeout.ms and the "
-          "group's ACLs", file=sys.stderr)
+    logging.getLogger("fapiao.worker").critical(
+        "worker %s stopped: the broker refused its consumer group for good (%s); check "
+        "FAPIAO_BROKER_SESSION_TIMEOUT against the broker's group.min/max.session.timeout.ms and the group's ACLs",
+        worker, watch.fatal)
     sys.exit(EX_CONFIG)
