@@ -118,3 +118,34 @@ def test_find_follow_reverse_and_report(admin_gateway, sessions):
 
 def r_keys(reader) -> set[str]:
     return {r.key.decode() for r in reader.records}
+
+
+def test_reissue_from_the_api_and_the_page(admin_gateway, sessions):
+    from fapiao.services.reversal import issue_red
+    from schemas.reversals import ReversalConfirmed
+
+    s = admin_gateway()
+    inv = _issued(sessions, "ADM-RE")
+    base = s.base_url
+    fixed = {"buyer_type": "enterprise", "title": "某某科技有限公司深圳分公司", "tax_id": "91440300687582704U",
+             "email": "finance@example.cn"}
+    status, text, _ = call(f"{base}/admin/api/orders/{SELLER}/ADM-RE/reissue", fixed)
+    assert status == 422 and json.loads(text)["error"] == "REISSUE_NOT_REVERSED"
+    status, text, _ = call(f"{base}/admin/api/reversals", {"seller_tax_id": SELLER, "invoice_number": inv.number,
+                                                          "reason": "开票有误", "confirmed": True})
+    made = json.loads(text)
+    issue_red(sessions, SandboxIssuer(sessions), ReversalConfirmed(
+        event_id="c", order_key=made["order_key"], confirmation_id=made["confirmation_id"], blue_number=inv.number))
+    status, page, _ = call(f"{base}/admin/orders/{SELLER}/ADM-RE")
+    assert status == 200 and 'id="reissue-form"' in page and "已红冲" in page
+    status, text, _ = call(f"{base}/admin/api/orders/{SELLER}/ADM-RE/reissue", {**fixed, "tax_id": "91500107MAC3BEU123"})
+    assert status == 422 and "tax_id" in json.loads(text)["errors"]
+    status, text, _ = call(f"{base}/admin/api/orders/{SELLER}/ADM-RE/reissue", fixed)
+    assert status == 202
+    reader = TopicReader(s, s.topics["buyer.submitted"])
+    try:
+        rec = reader.wait_for(lambda r: r.key == f"{SELLER}:ADM-RE".encode(), timeout=30)
+    finally:
+        reader.close()
+    ev = json.loads(rec.value)
+    assert ev["merchant_approved"] and ev["buyer"]["title"] == fixed["title"]

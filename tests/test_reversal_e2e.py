@@ -136,3 +136,46 @@ def test_push_waits_then_partial_and_full_reversal(system, sessions, smtp_server
     assert {"accepted", "submitted", "issued", "document", "mailed", "reversal", "red_issued", "callback"} <= set(steps)
     rejected = json.loads(cli(s, "orders", "show", "E2E-RED-BAD", "--json").stdout)
     assert rejected["status"] == "rejected" and rejected["rejections"][0]["violations"]
+
+
+def test_wrong_title_reversed_then_reissued(system, sessions, smtp_server):  # noqa: F811
+    s = system
+    good = s.data_dir / "re.json"
+    good.parent.mkdir(parents=True, exist_ok=True)
+    good.write_text(json.dumps(sample_push(billNo="E2E-RE-1")), encoding="utf-8")
+    out = cli(s, "push", str(good), "--timeout", "90")
+    assert out.returncode == 0, out.stdout + out.stderr
+    link = re.search(r"accepted\s+(\S+/q/\S+)", out.stdout).group(1)
+    wrong = {"buyer_type": "enterprise", "title": "某某科技有限公司", "tax_id": "91440300358768292H",
+             "email": "buyer@example.cn"}
+    assert http(link, wrong)[0] == 303
+    wait_until(lambda: json.loads(http(link + "/status")[1])["status"] == "issued", what="blue issued")
+    with sessions() as db:
+        first = db.scalar(select(InvoiceRow.number).where(InvoiceRow.red_of.is_(None)))
+
+    fields = ["buyer_type=enterprise", "title=某某科技有限公司深圳分公司", "tax_id=91440300687582704U",
+              "email=finance@example.cn"]
+    out = cli(s, "reissue", "E2E-RE-1", "--seller", SELLER, *fields)
+    assert out.returncode == 1 and "REISSUE_NOT_REVERSED" in out.stderr
+    out = cli(s, "reverse", "request", first, "--seller", SELLER, "--reason", "开票有误", "--confirmed")
+    assert out.returncode == 0, out.stdout + out.stderr
+    red_issued(s, first, 1)
+    wait_until(lambda: "已红冲" in http(link)[1], what="已红冲 on the second scan")
+    out = cli(s, "reissue", "E2E-RE-1", "--seller", SELLER, *fields[:2], "tax_id=91500107MAC3BEU123")
+    assert out.returncode == 1 and "tax_id" in out.stderr
+    out = cli(s, "reissue", "E2E-RE-1", "--seller", SELLER, *fields)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+    def reissued():
+        with sessions() as db:
+            return db.scalar(select(InvoiceRow).where(InvoiceRow.red_of.is_(None), InvoiceRow.generation == 2,
+                                                      InvoiceRow.status == "issued"))
+
+    new = wait_until(reissued, what="the re-issued invoice")
+    assert new.number != first and new.invoice["buyer"]["title"] == "某某科技有限公司深圳分公司"
+    wait_until(lambda: any(m["To"] == "finance@example.cn" for m in smtp_server.messages), what="mail to the new title")
+    status, page = http(link)
+    assert status == 200 and new.number in page and "已红冲" not in page
+    shown = json.loads(cli(s, "orders", "show", "E2E-RE-1", "--json").stdout)
+    assert [(i["color"], i["generation"]) for i in shown["invoices"]] == [("blue", 1), ("red", 1), ("blue", 2)]
+    assert shown["status"] == "issued"

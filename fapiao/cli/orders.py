@@ -307,6 +307,36 @@ def reverse_withdraw(app: AppContext, confirmation_id, seller) -> None:
     click.echo(f"红字确认单 {confirmation_id}  已作废")
 
 
+@click.command()
+@click.argument("bill_no")
+@click.option("--seller", required=True, help="Seller tax ID.")
+@click.argument("fields", nargs=-1)
+@pass_app
+def reissue(app: AppContext, bill_no: str, seller: str, fields: tuple[str, ...]) -> None:
+    """重开: after a full 红冲 for 开票有误, issue the order again with a corrected title, given as name=value:
+    buyer_type=individual|enterprise|non_enterprise title= [tax_id= address_tel= bank_account= email= phone=]."""
+    from fapiao.domain.reversal import ReversalRefused
+    from fapiao.services.reissue import reissue_event
+
+    form = {}
+    for pair in fields:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{pair!r}: 应为 name=value", param_hint="FIELDS")
+        form[name.strip()] = value
+    try:
+        result = reissue_event(app.sessions, seller, bill_no, form)
+    except ReversalRefused as exc:
+        _refused(exc)
+    if isinstance(result, dict):
+        for field, rule in result.items():
+            click.echo(f"{field}: {rule}", err=True)
+        raise SystemExit(1)
+    app.publish(app.settings.topics["buyer.submitted"], [(result.order_key.encode(),
+                                                           result.model_dump_json().encode())])
+    click.echo(f"{result.order_key}  重开: a new invoice for “{result.buyer.title}” is being issued")
+
+
 # --- month-end ---------------------------------------------------------------------------------------------------
 
 
@@ -339,4 +369,4 @@ def report(app: AppContext, month: str, seller: str | None, fmt: str) -> None:
                    f"  left {q.left if q.left is not None else '-'}")
 
 
-COMMANDS = (push, orders, reverse, report)
+COMMANDS = (push, orders, reverse, reissue, report)

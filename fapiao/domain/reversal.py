@@ -218,3 +218,14 @@ def line_requests(raw: list[dict]) -> list[LineRequest]:
                                       f"lines[{i}].{name}")
         out.append(LineRequest(line_no, values["quantity"], values["amount"]))
     return out
+
+
+def check_reissue(blue_number: str, blue_with_tax: Decimal, red_with_tax: Iterable[Decimal],
+                  reasons: Iterable[str]) -> None:
+    """重开 is for a wrong title: the blue invoice must be fully reversed (red invoices issued for all of it), and
+    every one of its 红字确认单 for 开票有误. Raises ReversalRefused naming the rule."""
+    if blue_with_tax + sum(red_with_tax, ZERO) != 0:
+        raise ReversalRefused("REISSUE_NOT_REVERSED", f"发票 {blue_number} 尚未全额红冲（红字发票全部开具后才能重开）",
+                              "invoice")
+    if any(r != "开票有误" for r in reasons):
+        raise ReversalRefused("REISSUE_REASON", f"发票 {blue_number} 不是因“开票有误”红冲的，不能重开", "reason")

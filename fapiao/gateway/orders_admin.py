@@ -18,6 +18,7 @@ from fapiao.gateway.rendering import message, render
 from fapiao.services import Outcome
 from fapiao.services.ingest import LinkMinter
 from fapiao.services.orders import ORDER_STATES, blue_lines, find_orders, list_orders
+from fapiao.services.reissue import reissue_event
 from fapiao.services.report import BadMonth, as_csv, as_json, month_report
 from fapiao.services.reversal import ReversalAsk, confirm_reversal, request_reversal, withdraw_reversal
 
@@ -210,6 +211,41 @@ async def confirmation_api(request: web.Request) -> web.Response:
                               "events": [o.stage for o in outcomes]})
 
 
+async def _reissue(request: web.Request, form: dict):
+    """The re-issue event (published), or the refusal / field errors to show."""
+    m = request.match_info
+    result = await asyncio.to_thread(reissue_event, _sessions(request), m["seller"], m["bill_no"], form)
+    if not isinstance(result, dict):
+        producer = request.app[PRODUCER]
+        await producer.send_and_wait(request.app[SETTINGS].topics["buyer.submitted"], key=result.order_key.encode(),
+                                     value=result.model_dump_json().encode())
+    return result
+
+
+async def reissue_form(request: web.Request) -> web.Response:
+    form = {k: str(v) for k, v in (await read_form(request)).items() if k != "csrf_token"}
+    try:
+        result = await _reissue(request, form)
+    except ReversalRefused as exc:
+        return await order_page(request, problem=f"{exc.code}：{exc.rule}", status=422)
+    if isinstance(result, dict):
+        return await order_page(request, problem="；".join(f"{k}：{v}" for k, v in result.items()), status=422)
+    _back(request, f"已提交重开：{result.buyer.title}")
+
+
+async def reissue_api(request: web.Request) -> web.Response:
+    """POST {buyer_type, title, tax_id?, email?, ...} → 202 with the submission id; 422 naming the rule or fields."""
+    doc = await read_json_object(request)
+    try:
+        result = await _reissue(request, {k: "" if v is None else str(v) for k, v in doc.items()})
+    except ReversalRefused as exc:
+        return _json_error(422, exc.code, exc.rule, exc.field)
+    if isinstance(result, dict):
+        return web.json_response({"error": "BAD_TITLE", "errors": result}, status=422,
+                                 dumps=lambda x: json.dumps(x, ensure_ascii=False))
+    return web.json_response({"submission_id": result.submission_id, "order_key": result.order_key}, status=202)
+
+
 def _month(request: web.Request) -> str:
     return request.query.get("month") or date.today().strftime("%Y-%m")
 
@@ -241,6 +277,8 @@ def add_orders_admin(app: web.Application) -> None:
         web.get("/admin/orders", orders_page),
         web.get("/admin/api/orders", orders_api),
         web.post("/admin/orders/{seller}/{bill_no:.+}/reverse", reverse_form),
+        web.post("/admin/orders/{seller}/{bill_no:.+}/reissue", reissue_form),
+        web.post("/admin/api/orders/{seller}/{bill_no:.+}/reissue", reissue_api),
         web.post("/admin/orders/{seller}/{bill_no:.+}/confirmation/{action}", confirmation_form),
         web.get("/admin/orders/{seller}/{bill_no:.+}", order_page),
         web.get("/admin/api/orders/{seller}/{bill_no:.+}", order_api),

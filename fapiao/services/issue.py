@@ -169,7 +169,7 @@ def issue_submissions(sessions: sessionmaker, issuer: Issuer, events: list[Buyer
         orders = _orders(s, {ev.order_key for ev in events})
         lock_sellers(s, {o.seller_tax_id for o in orders.values()})
         ids = [o.id for o in orders.values()]
-        invoices, subs = _by_order(s, InvoiceRow, ids), _by_order(s, SubmissionRow, ids)
+        invoices, subs = _current_blue(s, orders.values()), _by_order(s, SubmissionRow, ids)
         settings: dict[tuple, QrSettingView | None] = {}
         results: dict[str, Outcome] = {}  # order key -> its outcome
         to_issue: dict[str, tuple[OrderRow, Invoice, Decimal | None]] = {}
@@ -219,7 +219,8 @@ def issue_submissions(sessions: sessionmaker, issuer: Issuer, events: list[Buyer
                 except IssueRefused as exc:
                     over[key] = exc
             released = False
-            for (key, draft), answer in zip(numbering, _number(s, issuer, numbering)):
+            keyed = [(_issue_key(key, to_issue[key][0]), draft) for key, draft in numbering]
+            for (key, draft), answer in zip(numbering, _number(s, issuer, keyed)):
                 order = to_issue[key][0]
                 if isinstance(answer, IssueRefused):
                     refused[key] = answer
@@ -259,10 +260,29 @@ def _record(s: Session, subs: dict[int, SubmissionRow], order: OrderRow, ev: Buy
     sub.submitted_at = ev.occurred_at
 
 
+def _current_blue(s: Session, orders) -> dict[int, InvoiceRow]:
+    """Each order's blue invoice of its current generation (a 重开 after a full 红冲 is generation 2; red
+    invoices and reversed generations are not the order's invoice to issue)."""
+    generation = {o.id: o.generation for o in orders}
+    ids, rows = sorted(generation), {}
+    for i in range(0, len(ids), 500):
+        for r in s.scalars(select(InvoiceRow).where(InvoiceRow.order_id.in_(ids[i : i + 500]),
+                                                    InvoiceRow.red_of.is_(None))):
+            if r.generation == generation[r.order_id]:
+                rows[r.order_id] = r
+    return rows
+
+
+def _issue_key(order_key: str, order: OrderRow) -> str:
+    """The issuer's idempotency key: the order key, and for a 重开 its generation too (a new number)."""
+    return order_key if order.generation == 1 else f"{order_key}#{order.generation}"
+
+
 def _invoice_row(s: Session, invoices: dict[int, InvoiceRow], order: OrderRow, now: datetime) -> InvoiceRow:
     row = invoices.get(order.id)
     if row is None:
-        row = invoices[order.id] = InvoiceRow(order_id=order.id, seller_tax_id=order.seller_tax_id, created_at=now)
+        row = invoices[order.id] = InvoiceRow(order_id=order.id, seller_tax_id=order.seller_tax_id, created_at=now,
+                                              generation=order.generation)
         s.add(row)
     return row
 
