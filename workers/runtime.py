@@ -18,7 +18,7 @@ import asyncio
 import logging
 import os
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from sqlalchemy.exc import OperationalError
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
@@ -31,6 +31,7 @@ from workers.observability import DEAD_LETTERS, EVENTS, RETRIES
 log = logging.getLogger("fapiao.worker")
 
 TRANSIENT = (Transient, OperationalError)
+T = TypeVar("T")
 DLQ_MAX_VALUE = 512 * 1024
 """A dead letter keeps at most this much of the record's value (the rest is named by its size in a header)."""
 
@@ -70,7 +71,7 @@ class Runtime:
         """Publish the outcomes of each source message (all handed to the producer first, then awaited, so a batch
         costs one round trip); a message whose outcomes cannot be published is dead-lettered as ``unpublishable``.
         Returns how many messages were published."""
-        sent = []
+        sent: list[tuple[Any, list, BaseException | None]] = []
         for message, outcomes in pairs:
             try:
                 sent.append((message, await self._send(outcomes), None))
@@ -125,7 +126,7 @@ class Runtime:
         DEAD_LETTERS.labels(self.worker, message.topic, kind).inc()
         EVENTS.labels(self.worker, message.topic, "dead_lettered").inc()
 
-    async def call(self, handler: Callable[[Any], list[Outcome]], parsed: Any) -> list[Outcome]:
+    async def call(self, handler: Callable[[Any], T], parsed: Any) -> T:
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(TRANSIENT),
             stop=stop_after_attempt(self.settings.retry_attempts),

@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -85,7 +85,7 @@ class StoredOrder(NamedTuple):
     created_at: datetime
 
 
-_INSERT = insert(OrderRow.__table__)  # Core: one executemany, no ORM bulk bookkeeping
+_INSERT = insert(cast(Table, OrderRow.__table__))  # Core: one executemany, no ORM bulk bookkeeping
 _STORED = (OrderRow.seller_tax_id, OrderRow.bill_no, OrderRow.content_hash, OrderRow.link_id,
            OrderRow.link_expires_at, OrderRow.created_at)
 
