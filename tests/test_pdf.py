@@ -4,10 +4,12 @@ code that decodes, the 数电票 layout, and nothing written to a cache under th
 
 import io
 import os
+import random
 import struct
 import subprocess
 import sys
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pypdfium2 as pdfium
@@ -157,6 +159,18 @@ def test_qr_decodes_to_the_verification_string():
     found = [b.text for b in zxingcpp.read_barcodes(image)]
     assert found == [qr_text(inv)]
     assert qr_text(inv) == "01,32,,26440670700000000123,1094.34,20261122,,CE88"  # FACTS §3.1 (issue #15)
+
+
+def test_qr_with_its_fixed_mask_decodes_for_many_invoices():
+    """The QR is drawn with one fixed mask (not the best-scoring one) for speed: it must decode whatever the
+    number, amount and date, at the size the PDF prints it."""
+    rng = random.Random(11)
+    for i in range(40):
+        inv = invoice(number=f"{rng.randrange(10**19, 10**20)}",
+                      total_amount=Decimal(rng.randrange(1, 10**9)) / 100,
+                      issued_at=datetime(2026, rng.randrange(1, 13), rng.randrange(1, 29), tzinfo=timezone.utc))
+        image = pdfium.PdfDocument(render_invoice_pdf(inv))[0].render(scale=2).to_pil()
+        assert [b.text for b in zxingcpp.read_barcodes(image)] == [qr_text(inv)], qr_text(inv)
 
 
 def _box(page, text: str) -> tuple[float, float, float, float]:

@@ -36,6 +36,12 @@ BOTTOM = 8  # mm kept free at the foot of a page
 PAD = 1  # mm between a cell's edge and its text
 
 
+# Choosing the mask by the standard's penalty score evaluates all eight and was ~40% of a document's CPU; mask 2 is
+# the one that scoring picks for about half of all 数电 payloads (01,kind,,number,amount,date,,check), and every mask
+# decodes (tests/test_pdf.py decodes the QR of many random payloads drawn this way).
+QR_MASK = 2
+
+
 @lru_cache(maxsize=1)
 def cjk_font() -> TTFont:
     """The CJK font, parsed and registered with ReportLab once per process (~0.5 s); later calls are free."""
@@ -132,7 +138,7 @@ class _Page:
 
     def qr(self, data: str, x: float, y: float, size: float) -> None:
         """The QR code as filled squares (2 modules of quiet zone inside ``size``), one path, black."""
-        code = segno.make(data, error="m")
+        code = segno.make(data, error="m", mask=QR_MASK)
         border = 2
         n = code.symbol_size(border=border)[0]
         unit = size / n
