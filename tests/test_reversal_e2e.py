@@ -126,6 +126,8 @@ def test_push_waits_then_partial_and_full_reversal(system, sessions, smtp_server
     assert all(r["number"] in subjects for r in reds)
     wait_until(lambda: {b.get("InvoiceNo") for b in http_stub.json_bodies() if b["Event"] == "issued"}
                >= {number, *(r["number"] for r in reds)}, what="callbacks of the red invoices")
+    red_bodies = [b for b in http_stub.json_bodies() if b.get("RedOf")]
+    assert {b["RedOf"] for b in red_bodies} == {number} and all(b["InvoiceAmount"].startswith("-") for b in red_bodies)
 
     status, page = http(link)  # the buyer's second scan
     assert status == 200 and 'id="reversal-state"' in page and "已红冲" in page

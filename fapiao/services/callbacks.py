@@ -48,6 +48,7 @@ def payload(event) -> tuple[str, str | None, dict]:
             "TaxNo": inv.buyer.tax_id or "", "InvoiceCompany": inv.seller_name,
             "InvoiceAddr": inv.buyer.address_tel or "", "InvoiceBank": inv.buyer.bank_account or "",
             "InvoiceUrl": event.documents.get("html", ""), "OpenId": "", "Timestamp": stamp,
+            **({"RedOf": inv.red_of, "RedConfirmationId": inv.red_confirmation_id} if inv.red_of else {}),
         }
     raise TypeError(f"no callback for {type(event).__name__}")
 
