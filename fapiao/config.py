@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     callback_retry_interval: float = Field(
         30.0, gt=0, description="How often the callbacks worker retries failed callbacks that are due."
     )
+    reversal_check_interval: float = Field(
+        60.0, gt=0, description="How often invoice-issue voids 红字确认单 unconfirmed for 72 h and re-sends lost confirmations."
+    )
     delivery_retry_base: float = Field(
         _RETRY.base.total_seconds(), gt=0,
         description="Seconds before the first retry of an e-mail/SMS that failed transiently; doubles each try.",

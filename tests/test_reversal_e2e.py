@@ -27,6 +27,12 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 SELLER = "91440300MA5G9GK78Y"
 
 
+@pytest.fixture
+def settings(settings):
+    """The shared settings, with the worker looking for lapsed 红字确认单 every 2 s instead of every minute."""
+    return settings.model_copy(update={"reversal_check_interval": 2.0})
+
+
 def cli(s, *args, timeout=120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "fapiao.cli", *args], env=settings_env(s), capture_output=True,
                           text=True, timeout=timeout)
@@ -181,3 +187,33 @@ def test_wrong_title_reversed_then_reissued(system, sessions, smtp_server):  # n
     shown = json.loads(cli(s, "orders", "show", "E2E-RE-1", "--json").stdout)
     assert [(i["color"], i["generation"]) for i in shown["invoices"]] == [("blue", 1), ("red", 1), ("blue", 2)]
     assert shown["status"] == "issued"
+
+
+def test_unconfirmed_lapses_in_the_worker(system, sessions):  # noqa: F811
+    from datetime import datetime, timedelta, timezone
+
+    from fapiao.adapters.db import RedConfirmationRow
+    from fapiao.adapters.issuer import SandboxIssuer
+    from fapiao.services.issue import handle_submission
+    from fapiao.services.reversal import ReversalAsk, request_reversal
+    from tests.test_services import _accepted_and_submission
+
+    s = system
+    _, ev = _accepted_and_submission(sessions, bill_no="E2E-LAPSE")
+    [out] = handle_submission(sessions, SandboxIssuer(sessions), ev)
+    blue = out.event.invoice
+    made = request_reversal(sessions, ReversalAsk(SELLER, blue.number, "销货退回", "lapse-1"),
+                            now=datetime.now(timezone.utc) - timedelta(hours=72, minutes=1))
+    cid = made.confirmation.confirmation_id
+    reader = TopicReader(s, s.topics["reversals.cancelled"])
+    try:
+        rec = reader.wait_for(lambda r: json_value(r)["confirmation_id"] == cid, timeout=60)
+    finally:
+        reader.close()
+    assert json_value(rec)["cause"] == "lapsed" and rec.key == f"{SELLER}:E2E-LAPSE".encode()
+    with sessions() as db:
+        assert db.scalar(select(RedConfirmationRow.status)) == "cancelled"
+        assert db.scalar(select(InvoiceRow.reversed_with_tax).where(InvoiceRow.number == blue.number)) == 0
+    out = cli(s, "reverse", "confirm", cid, "--seller", SELLER)
+    assert out.returncode == 1 and "RED_CANCELLED" in out.stderr
+    assert cli(s, "reverse", "request", blue.number, "--seller", SELLER, "--reason", "销货退回").returncode == 0

@@ -15,9 +15,6 @@ from schemas.events import OrderRejected
 from schemas.reversals import ReversalConfirmed
 from workers.runtime import Runtime
 
-LAPSE_CHECK_SECONDS = 60.0
-
-
 def register(app, settings, deps) -> list[Runtime]:
     red = Runtime(app, settings, "reversals.confirmed")
     red.agent("reversal-issue", ReversalConfirmed.model_validate_json,
@@ -26,7 +23,7 @@ def register(app, settings, deps) -> list[Runtime]:
     rejected.agent("order-timeline", OrderRejected.model_validate_json,
                    lambda ev: record_rejection(deps.sessions, ev))
 
-    @app.timer(interval=LAPSE_CHECK_SECONDS)
+    @app.timer(interval=settings.reversal_check_interval)
     async def lapse_and_resend():
         await red.publish(await asyncio.to_thread(lapse_due, deps.sessions))
         await red.publish(await asyncio.to_thread(stuck_confirmed, deps.sessions))
