@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     callback_retry_interval: float = Field(
         30.0, gt=0, description="How often the callbacks worker retries failed callbacks that are due."
     )
+    buyer_reissue: bool = Field(
+        False, description="The buyer may 重开 through the original QR link after a full 红冲 for 开票有误."
+    )
     reversal_check_interval: float = Field(
         60.0, gt=0, description="How often invoice-issue voids 红字确认单 unconfirmed for 72 h and re-sends lost confirmations."
     )

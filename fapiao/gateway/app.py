@@ -21,6 +21,7 @@ from fapiao.gateway.admin import add_admin
 from fapiao.gateway.bodies import MAX_BODY, bad_bodies, read_form
 from fapiao.gateway.security import security_headers
 from fapiao.gateway.merchant_admin import add_merchant_admin
+from fapiao.gateway.buyer_reissue import add_buyer_reissue, offers_reissue
 from fapiao.gateway.orders_admin import add_orders_admin
 from fapiao.services.orders import record_first_scan
 from fapiao.gateway.settings_cache import SettingsCache
@@ -80,7 +81,8 @@ async def scan_page(request: web.Request) -> web.Response:
         await asyncio.to_thread(record_first_scan, request.app["sessions"], view.order_key)
     notice = "已重新发送，请查收" if request.query.get("resent") else None
     return render("h5.html", view=view, token=request.match_info["token"], form=prefilled_form(view.order), errors={},
-                  special=view.order.invoice_kind in SPECIAL_KINDS, notice=notice)
+                  special=view.order.invoice_kind in SPECIAL_KINDS, notice=notice,
+                  reissue=await offers_reissue(request, view))
 
 
 async def submit(request: web.Request) -> web.Response:
@@ -366,6 +368,7 @@ def create_gateway(settings: Settings) -> web.Application:
     add_admin(app)
     add_merchant_admin(app)
     add_orders_admin(app)
+    add_buyer_reissue(app, _view)
     return app
 
 

@@ -23,26 +23,42 @@ from fapiao.topics import order_key
 from schemas.events import BuyerSubmitted, Order
 
 
+def may_reissue(sessions: sessionmaker, order_key_text: str) -> bool:
+    """Whether the order may be re-issued now (its latest blue invoice fully reversed, all for 开票有误)."""
+    seller, _, bill_no = order_key_text.partition(":")
+    with sessions() as s:
+        try:
+            _reissuable(s, seller, bill_no)
+        except ReversalRefused:
+            return False
+    return True
+
+
+def _reissuable(s, seller: str, bill_no: str, lock: bool = False) -> tuple[OrderRow, InvoiceRow]:
+    q = select(OrderRow).where(OrderRow.seller_tax_id == seller, OrderRow.bill_no == bill_no)
+    order = s.scalar(q.with_for_update() if lock else q)
+    if order is None:
+        raise ReversalRefused("REISSUE_UNKNOWN_ORDER", f"销售方 {seller} 没有订单 {bill_no}", "bill_no")
+    blue = s.scalar(select(InvoiceRow).where(InvoiceRow.order_id == order.id, InvoiceRow.red_of.is_(None),
+                                             InvoiceRow.status == "issued")
+                    .order_by(InvoiceRow.generation.desc()))
+    if blue is None:
+        raise ReversalRefused("REISSUE_NOT_ISSUED", f"订单 {bill_no} 还没有开具的发票，无需重开", "bill_no")
+    reds = s.scalars(select(InvoiceRow.total_with_tax).where(InvoiceRow.red_of == blue.number,
+                                                             InvoiceRow.status == "issued")).all()
+    reasons = s.scalars(select(RedConfirmationRow.reason).where(RedConfirmationRow.blue_invoice_id == blue.id,
+                                                                RedConfirmationRow.status == "issued")).all()
+    check_reissue(blue.number, blue.total_with_tax, reds, reasons)
+    return order, blue
+
+
 def reissue_event(sessions: sessionmaker, seller: str, bill_no: str,
                   form: Mapping[str, str]) -> BuyerSubmitted | dict[str, str]:
     """The ``buyer.submitted`` that re-issues the order with the corrected title ``form`` (the buyer page's
     fields), or the title's field errors. Commits the order's next generation (asking again before it is issued
     gives the same event: idempotent). Raises ReversalRefused naming the rule when the order may not be re-issued."""
     with sessions() as s:
-        order = s.scalar(select(OrderRow).where(OrderRow.seller_tax_id == seller, OrderRow.bill_no == bill_no)
-                         .with_for_update())
-        if order is None:
-            raise ReversalRefused("REISSUE_UNKNOWN_ORDER", f"销售方 {seller} 没有订单 {bill_no}", "bill_no")
-        blue = s.scalar(select(InvoiceRow).where(InvoiceRow.order_id == order.id, InvoiceRow.red_of.is_(None),
-                                                 InvoiceRow.status == "issued")
-                        .order_by(InvoiceRow.generation.desc()))
-        if blue is None:
-            raise ReversalRefused("REISSUE_NOT_ISSUED", f"订单 {bill_no} 还没有开具的发票，无需重开", "bill_no")
-        reds = s.scalars(select(InvoiceRow.total_with_tax).where(InvoiceRow.red_of == blue.number,
-                                                                 InvoiceRow.status == "issued")).all()
-        reasons = s.scalars(select(RedConfirmationRow.reason).where(RedConfirmationRow.blue_invoice_id == blue.id,
-                                                                    RedConfirmationRow.status == "issued")).all()
-        check_reissue(blue.number, blue.total_with_tax, reds, reasons)
+        order, blue = _reissuable(s, seller, bill_no, lock=True)
         kind = Order.model_validate(order.order).invoice_kind
         buyer = check_buyer(form, kind)
         if isinstance(buyer, dict):

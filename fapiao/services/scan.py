@@ -58,6 +58,8 @@ def scan_view(sessions: sessionmaker, link_id: str) -> ScanView | None:
         order = Order.model_validate(row.order)
         inv = s.scalar(select(InvoiceRow).where(InvoiceRow.order_id == row.id, InvoiceRow.red_of.is_(None))
                        .order_by(InvoiceRow.generation.desc()))  # the order's latest blue invoice
+        if inv is not None and inv.generation < row.generation:
+            inv = None  # 重开 asked for: the new invoice is on its way (开票中)
         if inv is not None and inv.status == "issued":
             deliveries = s.execute(
                 select(DeliveryRow.channel, DeliveryRow.target, DeliveryRow.status).where(
