@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 from aiohttp import web
 
@@ -47,9 +48,9 @@ def add_buyer_reissue(app: web.Application, view_of) -> None:
             return render("h5.html", status=422, view=view, token=token, form=form, errors=result,
                           special=view.order.invoice_kind in SPECIAL_KINDS, reissue=True)
         try:
-            await request.app[PRODUCER].send_and_wait(request.app[SETTINGS].topics["buyer.submitted"],
-                                                      key=result.order_key.encode(),
-                                                      value=result.model_dump_json().encode())
+            producer: Any = request.app[PRODUCER]
+            await producer.send_and_wait(request.app[SETTINGS].topics["buyer.submitted"],
+                                         key=result.order_key.encode(), value=result.model_dump_json().encode())
         except Exception:
             log.exception("could not publish the re-issue")
             return message(503, "提交失败", "系统繁忙，请稍后重新提交。")
