@@ -256,3 +256,11 @@ def test_bad_input_is_refused_and_nothing_written(sessions, name, change, code):
     assert _count(sessions) == 0 and _count(sessions, InvoiceRow) == 1
     with sessions() as s:
         assert s.scalar(select(InvoiceRow.reversed_with_tax)) == 0
+
+
+def test_migration_0008_goes_down_and_up_again(db_url):
+    """The unique order_id 0008 replaces is found by its columns, so upgrading after a downgrade works too."""
+    from fapiao.migrate import downgrade, upgrade
+
+    downgrade(db_url, "0007")
+    upgrade(db_url)

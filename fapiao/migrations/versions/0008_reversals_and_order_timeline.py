@@ -28,8 +28,11 @@ BLUE_ONLY = sa.text("red_of IS NULL")
 
 
 def _drop_order_unique() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        op.drop_constraint("invoices_order_id_key", "invoices", type_="unique")
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":  # named invoices_order_id_key by 0001, uq_invoices_order_id by a downgrade
+        for uq in sa.inspect(bind).get_unique_constraints("invoices"):
+            if uq["column_names"] == ["order_id"]:
+                op.drop_constraint(uq["name"], "invoices", type_="unique")
         return
     with op.batch_alter_table("invoices", naming_convention=NAMING) as batch_op:
         batch_op.drop_constraint("uq_invoices_order_id", type_="unique")
