@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 from fapiao.adapters.db import make_engine, make_session_factory
 from fapiao.adapters.kafka import EmbeddedBroker, free_port, free_ports
 from fapiao.config import Settings
+from fapiao.registry import WORKER_NAMES
 from fapiao.migrate import upgrade
 
 SAMPLE = Path(__file__).parents[1] / "fapiao" / "demo" / "sample_order.json"
@@ -97,7 +98,7 @@ def settings(tmp_path, db_url) -> Settings:
         topic_prefix=f"t{uuid.uuid4().hex[:8]}",
         group_prefix=f"g{uuid.uuid4().hex[:8]}",
         link_secret="test-link-secret-0123456789",
-        worker_port=free_ports(4),
+        worker_port=free_ports(len(WORKER_NAMES)),  # `worker all`: one port per worker kind
         lag_interval=5.0,  # the lag exporter's readings, where a test starts one
     )
 

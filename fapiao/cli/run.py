@@ -65,25 +65,11 @@ def gateway(app: AppContext) -> None:
     run_gateway(app.settings)
 
 
-def wait_for_accepted(s: Settings, order_key: str, timeout: float = 60.0):
-    """Read orders.accepted/rejected from the start until the event of ``order_key`` appears."""
-    from fapiao.adapters.kafka import TopicReader
-    from schemas.events import OrderAccepted, OrderRejected
-
-    reader = TopicReader(s, s.topics["orders.accepted"], s.topics["orders.rejected"])
-    try:
-        record = reader.wait_for(lambda r: r.key is not None and r.key.decode() == order_key, timeout)
-    except TimeoutError:
-        return None
-    finally:
-        reader.close()
-    model = OrderAccepted if record.topic == s.topics["orders.accepted"] else OrderRejected
-    return model.model_validate_json(record.value)
-
-
 def run_demo(app: AppContext) -> None:
     """Push the sample order under a fresh bill number, wait for its link, print the QR."""
+    from fapiao.adapters.kafka import TopicReader
     from fapiao.adapters.qr import qr_terminal
+    from fapiao.cli.orders import wait_for_answers
     from fapiao.topics import order_key
     from schemas.events import OrderAccepted
 
@@ -92,9 +78,13 @@ def run_demo(app: AppContext) -> None:
     bill = doc["data"][0]
     bill["billNo"] = f"DEMO-{time.strftime('%Y%m%d%H%M%S')}"
     key = order_key(bill["sellerTaxpayerId"], bill["billNo"])
-    app.publish(s.topics["orders.pushed"], [(key, json.dumps(doc, ensure_ascii=False).encode())])
-    click.echo(f"pushed demo order {bill['billNo']}; waiting for order_ingest...")
-    event = wait_for_accepted(s, key.decode())
+    reader = TopicReader(s, s.topics["orders.accepted"], s.topics["orders.rejected"]).skip_to_end()
+    try:
+        app.publish(s.topics["orders.pushed"], [(key, json.dumps(doc, ensure_ascii=False).encode())])
+        click.echo(f"pushed demo order {bill['billNo']}; waiting for order_ingest...")
+        event = wait_for_answers(s, [key.decode()], reader, timeout=60).get(key.decode())
+    finally:
+        reader.close()
     if event is None:
         raise click.ClickException("no orders.accepted event within 60s: is `fapiao dev` (or order-ingest) running?")
     if not isinstance(event, OrderAccepted):
