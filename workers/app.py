@@ -14,11 +14,11 @@ import sys
 
 import faust
 
+from fapiao.bootstrap import Bootstrap
 from fapiao.config import Settings
 from fapiao.logs import logging_config
 from fapiao.registry import worker_spec
 from workers import observability
-from workers.deps import Deps
 
 
 def _tune_consumer_fetch(fetch_max_wait_ms: int) -> None:
@@ -50,7 +50,10 @@ def broker_urls(bootstrap: str) -> list[str]:
     return [f"kafka://{h.strip()}" for h in bootstrap.split(",") if h.strip()]
 
 
-def create_app(settings: Settings, worker: str, deps: Deps | None = None) -> faust.App:
+def create_app(settings: Settings, worker: str, deps: Bootstrap | None = None) -> faust.App:
+    """Build the Faust app of the registered ``worker`` (its consumer group, topics and agents, plus /metrics,
+    /healthz and /readyz), taking adapters from ``deps`` (a new ``Bootstrap`` by default). Commits and connects
+    nothing until the app runs; raises ``ValueError`` for a name the registry does not know."""
     try:
         spec = worker_spec(worker)
     except KeyError as exc:
@@ -75,7 +78,7 @@ def create_app(settings: Settings, worker: str, deps: Deps | None = None) -> fau
         broker_heartbeat_interval=settings.broker_heartbeat_interval,
         producer_acks=-1,
     )
-    deps = deps or Deps(settings)
+    deps = deps or Bootstrap(settings)
     app.fapiao_runtime = importlib.import_module(spec.module).register(app, settings, deps)  # type: ignore[attr-defined]
     observability.install(app, settings, deps, worker)
     return app

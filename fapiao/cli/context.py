@@ -13,7 +13,8 @@ from fapiao.config import ConfigError, Settings, load_settings
 
 
 class AppContext:
-    """What commands share: one ``Settings``, one session factory, a producer on demand."""
+    """What commands share: one ``Settings``, the composition root built from it (sessions, link minter...),
+    a producer on demand."""
 
     @cached_property
     def settings(self) -> Settings:
@@ -23,10 +24,15 @@ class AppContext:
             raise click.ClickException(str(exc)) from None
 
     @cached_property
-    def sessions(self):
-        from fapiao.adapters.db import make_engine, make_session_factory
+    def root(self):
+        """The process's composition root (``fapiao.bootstrap``), built from ``settings`` on first use."""
+        from fapiao.bootstrap import Bootstrap
 
-        return make_session_factory(make_engine(self.settings.db_url))
+        return Bootstrap(self.settings)
+
+    @property
+    def sessions(self):
+        return self.root.sessions
 
     @contextmanager
     def producer(self, flush_timeout: float = 30) -> Iterator:

@@ -127,11 +127,6 @@ def push(app: AppContext, file: Path, dry_run: bool, wait: bool, timeout: float)
 # --- find and follow ---------------------------------------------------------------------------------------------
 
 
-def _minter(s):
-    from fapiao.services.ingest import LinkMinter
-
-    return LinkMinter(s.link_secret.get_secret_value().encode(), s.base_url)
-
 
 def _date(value: str | None, name: str):
     from datetime import date
@@ -158,7 +153,7 @@ def orders_show(app: AppContext, bill_no: str, seller: str | None, as_json: bool
     """One order: state, link, invoices (blue and red), 红字确认单 and its timeline. Exits 1 if unknown."""
     from fapiao.services.orders import find_orders
 
-    found = find_orders(app.sessions, bill_no, seller, _minter(app.settings))
+    found = find_orders(app.sessions, bill_no, seller, app.root.minter)
     if not found:
         raise click.ClickException(f"no order {bill_no}" + (f" of seller {seller}" if seller else ""))
     if as_json:

@@ -100,16 +100,16 @@ def demo(app: AppContext) -> None:
     run_demo(app)
 
 
-def _prepare(s: Settings) -> str:
+def _prepare(app: AppContext) -> str:
     """Topics, migrations and the demo merchant; returns the demo QR key."""
     from fapiao.adapters.kafka import ensure_topics
     from fapiao.migrate import upgrade
     from fapiao.services.merchants import ensure_demo_merchant
-    from fapiao.adapters.db import make_engine, make_session_factory
 
+    s = app.settings
     ensure_topics(s)
     upgrade(s.db_url)
-    with make_session_factory(make_engine(s.db_url))() as session:
+    with app.sessions() as session:
         return ensure_demo_merchant(session).key
 
 
@@ -151,7 +151,7 @@ def dev(app: AppContext, with_demo: bool) -> None:
     mailbox = None
     sup = None
     try:
-        demo_key = _prepare(s)
+        demo_key = _prepare(app)
         if s.smtp_host in ("127.0.0.1", "localhost") and not port_in_use(s.smtp_port):
             mailbox = start_dev_mailbox(s.mail_dir, "127.0.0.1", s.smtp_port)
         admin_token = s.admin_token.get_secret_value() if s.admin_token else secrets.token_urlsafe(16)

@@ -9,14 +9,14 @@ from pathlib import Path
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from fapiao.adapters.db import make_engine, make_session_factory, ping_database
-from fapiao.adapters.order_query import query_order
+from fapiao.adapters.db import ping_database
+from fapiao.bootstrap import Bootstrap
 from fapiao.adapters.qr import qr_png, qr_svg
 from fapiao.config import Settings
 from fapiao.logs import AccessLog, setup_logging
 from fapiao.domain.buyer import SPECIAL_KINDS
 from fapiao.domain.links import LinkExpired, LinkInvalid, read_download_token, read_token
-from fapiao.gateway import PRODUCER, SETTINGS, SETTINGS_CACHE
+from fapiao.gateway import PRODUCER, ROOT, SETTINGS, SETTINGS_CACHE
 from fapiao.gateway.admin import add_admin
 from fapiao.gateway.bodies import MAX_BODY, bad_bodies, read_form
 from fapiao.gateway.security import security_headers
@@ -169,13 +169,11 @@ def _resolve_system(request: web.Request):
 
 
 def _minter(request: web.Request) -> LinkMinter:
-    s = request.app[SETTINGS]
-    return LinkMinter(s.link_secret.get_secret_value().encode(), s.base_url)
+    return request.app[ROOT].minter
 
 
 def _query(request: web.Request):
-    timeout = request.app[SETTINGS].order_query_timeout
-    return lambda url, secret, bill_no: query_order(url, secret, bill_no, timeout=timeout)
+    return request.app[ROOT].order_query
 
 
 async def system_scan(request: web.Request) -> web.Response:
@@ -340,12 +338,21 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"ready": ready, **checks, **cache}, status=200 if ready else 503)
 
 
-def create_gateway(settings: Settings) -> web.Application:
+async def _close_root(app: web.Application) -> None:
+    app[ROOT].close()
+
+
+def create_gateway(settings: Settings, root: Bootstrap | None = None) -> web.Application:
+    """The gateway's aiohttp app: buyer pages, admin pages and probes, with adapters taken from ``root`` (a new
+    ``Bootstrap`` by default, built once here, not per request). Connects nothing until it starts: then its
+    producer and settings cache start, and on cleanup they stop and the database engine is disposed."""
     app = web.Application(client_max_size=MAX_BODY, middlewares=[bad_bodies])
     app.on_response_prepare.append(security_headers)
     app[SETTINGS] = settings
-    app["sessions"] = make_session_factory(make_engine(settings.db_url))
+    app[ROOT] = root or Bootstrap(settings)
+    app["sessions"] = app[ROOT].sessions
     app.cleanup_ctx.append(_kafka_ctx)
+    app.on_cleanup.append(_close_root)
     app.add_routes([
         web.get("/healthz", healthz),
         web.get("/q/{token}", scan_page),

@@ -12,7 +12,7 @@ from datetime import date
 from aiohttp import web
 
 from fapiao.domain.reversal import REASONS, STATES, ReversalRefused, line_requests
-from fapiao.gateway import PRODUCER, SETTINGS
+from fapiao.gateway import PRODUCER, ROOT, SETTINGS
 from fapiao.gateway.bodies import read_form, read_json_object
 from fapiao.gateway.rendering import message, render
 from fapiao.services import Outcome
@@ -85,8 +85,7 @@ async def orders_api(request: web.Request) -> web.Response:
 
 
 def _minter(request: web.Request) -> LinkMinter:
-    s = request.app[SETTINGS]
-    return LinkMinter(s.link_secret.get_secret_value().encode(), s.base_url)
+    return request.app[ROOT].minter
 
 
 async def _detail(request: web.Request):
