@@ -12,11 +12,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fapiao.adapters.db import BusinessSystemRow, CallbackRow, OrderRow
 from fapiao.adapters.http_client import PermanentHttpError
+from fapiao.adapters.uow import insert_once
 from fapiao.errors import Transient, transient_retries
 from schemas.events import InvoiceIssued, OrderAccepted, OrderRejected
 
@@ -98,11 +98,7 @@ def push_back(sessions: sessionmaker, post: Post, event, *, timeout: float, trie
         if row is None:
             row = CallbackRow(event_id=event.event_id, business_system_code=system.code, kind=kind,
                               url=system.callback_url, payload=body, status="pending", attempts=0, updated_at=now)
-            s.add(row)
-            try:
-                s.commit()
-            except IntegrityError:
-                s.rollback()
+            if insert_once(s, row) is None:
                 return []  # another worker has it
         _attempt(s, row, system.secret, post, timeout, tries, now)
     return []

@@ -30,10 +30,10 @@ from typing import Protocol, cast
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import CursorResult
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fapiao.adapters.db import DeliveryRow, InvoiceRow, OrderRow
+from fapiao.adapters.uow import insert_once
 from fapiao.adapters.mail import PermanentDeliveryError
 from fapiao.domain.backoff import RetryPolicy
 from fapiao.domain.links import make_download_token
@@ -136,13 +136,7 @@ def _record(s: Session, ev: DeliveryRequested, now: datetime, lease: timedelta) 
     row = DeliveryRow(request_id=ev.request_id, invoice_number=ev.invoice_number, channel=ev.channel.value,
                       target=ev.to, status="sending", reason=ev.reason, attempts=1, next_attempt_at=now + lease,
                       created_at=now, updated_at=now)
-    s.add(row)
-    try:
-        s.commit()
-    except IntegrityError:
-        s.rollback()
-        return None
-    return row
+    return insert_once(s, row)
 
 
 def _due(row: DeliveryRow, now: datetime) -> bool:

@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from fapiao.adapters.db import DlqReplayRow
+from fapiao.adapters.uow import insert_once
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,9 @@ def replay(sessions: sessionmaker, send, letters: list[DeadLetter], *, force: bo
                 continue
             send(letter.original_topic, letter.key, letter.value, [("fapiao-replayed-from", letter.ref.encode())])
             if row is None:
-                s.add(DlqReplayRow(dlq_ref=letter.ref, original_topic=letter.original_topic, replayed_at=now,
-                                   replayed_by=_who()))
-            else:
-                row.replayed_at, row.replayed_by = now, _who()
-            try:
-                s.commit()
-            except IntegrityError:
-                s.rollback()
+                row = DlqReplayRow(dlq_ref=letter.ref, original_topic=letter.original_topic)
+            row.replayed_at, row.replayed_by = now, _who()
+            insert_once(s, row)  # a concurrent replay may record it first: theirs stands
             done.append(letter.ref)
     return done, skipped
 

@@ -8,10 +8,10 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fapiao.adapters.db import InvoiceRow, OrderRow, SubmissionRow, begin_write, lock_sellers
+from fapiao.adapters.uow import insert_once
 from fapiao.adapters.issuer import Issuer
 from fapiao.domain.invoice import IssueRefused, build_invoice, check_monthly_limit
 from fapiao.domain.merchant import QrSettingView, ScanType
@@ -39,15 +39,11 @@ def record_submission(s: Session, order: OrderRow, ev: BuyerSubmitted) -> None:
     sub = s.scalar(select(SubmissionRow).where(SubmissionRow.order_id == order.id))
     if sub is None:
         sub = SubmissionRow(order_id=order.id)
-        s.add(sub)
     sub.submission_id = ev.submission_id
     sub.buyer = ev.buyer.model_dump(mode="json")
     sub.invoice_kind = ev.invoice_kind.value
     sub.submitted_at = ev.occurred_at
-    try:
-        s.commit()
-    except IntegrityError:  # a racing worker recorded it first; theirs is as good as ours
-        s.rollback()
+    insert_once(s, sub)  # a racing worker may record it first; theirs is as good as ours
 
 
 def delivery_requests(invoice: Invoice, order_key: str, reason: str = "issued", nonce: str = "") -> list[Outcome]:

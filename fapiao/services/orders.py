@@ -10,7 +10,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fapiao.adapters.db import (
@@ -22,6 +21,7 @@ from fapiao.adapters.db import (
     RedConfirmationRow,
     SubmissionRow,
 )
+from fapiao.adapters.uow import insert_once
 from fapiao.domain.order_rules import KIND_NAMES
 from fapiao.domain.reversal import STATES
 from fapiao.services import stable_id
@@ -101,12 +101,9 @@ def _record(sessions: sessionmaker, event_id: str, seller: str, bill_no: str, ki
     with sessions() as s:
         if s.scalar(select(OrderEventRow.id).where(OrderEventRow.event_id == event_id)) is not None:
             return
-        s.add(OrderEventRow(event_id=event_id, seller_tax_id=seller[:20], bill_no=bill_no[:40], kind=kind,
-                            detail=detail, occurred_at=at))
-        try:
-            s.commit()
-        except IntegrityError:
-            s.rollback()  # recorded by a racing worker (or a redelivery)
+        # a racing worker (or a redelivery) may record it first: theirs stands
+        insert_once(s, OrderEventRow(event_id=event_id, seller_tax_id=seller[:20], bill_no=bill_no[:40], kind=kind,
+                                     detail=detail, occurred_at=at))
 
 
 def record_rejection(sessions: sessionmaker, ev: OrderRejected) -> list:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fapiao.adapters.db import InvoiceRow, OrderRow, RedConfirmationRow
+from fapiao.adapters.uow import insert_once
 from fapiao.adapters.issuer import Issuer
 from fapiao.domain.invoice import IssueRefused
 from fapiao.domain.reversal import (
@@ -277,13 +278,11 @@ def _claim_red(s: Session, conf: RedConfirmationRow, blue: InvoiceRow, now: date
     row = s.scalar(select(InvoiceRow).where(InvoiceRow.confirmation_id == conf.confirmation_id))
     if row is not None:
         return row
-    s.add(InvoiceRow(order_id=conf.order_id, seller_tax_id=conf.seller_tax_id, status="issuing", created_at=now,
-                     generation=blue.generation, red_of=blue.number, confirmation_id=conf.confirmation_id))
-    try:
-        s.commit()
-    except IntegrityError:
-        s.rollback()  # a racing worker claimed it
-    return s.scalar(select(InvoiceRow).where(InvoiceRow.confirmation_id == conf.confirmation_id))
+    claim = InvoiceRow(order_id=conf.order_id, seller_tax_id=conf.seller_tax_id, status="issuing", created_at=now,
+                       generation=blue.generation, red_of=blue.number, confirmation_id=conf.confirmation_id)
+    # a racing worker may claim it first: then theirs is the one
+    return insert_once(s, claim, lambda: s.scalar(select(InvoiceRow)
+                                                  .where(InvoiceRow.confirmation_id == conf.confirmation_id)))
 
 
 def _fully_reversed(s: Session, blue: InvoiceRow) -> bool:

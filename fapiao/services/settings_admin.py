@@ -13,10 +13,10 @@ from datetime import datetime, timezone
 from typing import Any, Mapping
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from fapiao.adapters.db import BusinessSystemRow, OrgRow, QrSettingRow, SettingsSyncRow, StaticQrRow
+from fapiao.adapters.uow import insert_once
 from fapiao.domain.preset import check_preset, preset_form
 from fapiao.domain.settings_rules import check_business_system, check_org, check_qr_setting
 from fapiao.services.merchants import new_key
@@ -29,12 +29,7 @@ def _now() -> datetime:
 def _insert(sessions: sessionmaker, row, field: str, taken: str):
     """Add a new settings row; a code that exists already comes back as the error of its field."""
     with sessions() as s:
-        s.add(row)
-        try:
-            s.commit()
-        except IntegrityError:
-            return {field: taken}
-        return row
+        return row if insert_once(s, row) is not None else {field: taken}
 
 
 def create_org(sessions: sessionmaker, form: Mapping[str, Any]) -> OrgRow | dict[str, str]:
