@@ -37,6 +37,11 @@ DLQ_MAX_VALUE = 512 * 1024
 
 
 class Runtime:
+    """The agents of one consumed stage in a worker: each record is parsed, handed to a plain service function
+    (``Transient`` and ``OperationalError`` retried, bounded and jittered), and its outcomes published and awaited;
+    what cannot be processed goes to ``<topic>.dlq`` with the error in its headers. Commits nothing itself: Faust
+    acknowledges a record only after that, so a crash means it is consumed again and handlers must be idempotent."""
+
     def __init__(self, app, settings, consumed_stage: str):
         self.app = app
         self.settings = settings
@@ -127,6 +132,8 @@ class Runtime:
         EVENTS.labels(self.worker, message.topic, "dead_lettered").inc()
 
     async def call(self, handler: Callable[[Any], T], parsed: Any) -> T:
+        """Run the handler in a thread, retrying transient errors (``retry_attempts`` tries, jittered exponential
+        waits up to ``retry_max_wait``); raises the last error when they run out, or any other error at once."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(TRANSIENT),
             stop=stop_after_attempt(self.settings.retry_attempts),

@@ -86,6 +86,11 @@ def _attempt(s: Session, row: CallbackRow, secret: str, post: Post, timeout: flo
 
 def push_back(sessions: sessionmaker, post: Post, event, *, timeout: float, tries: int = 3,
               now: datetime | None = None) -> list:
+    """POST an ``orders.accepted``, ``orders.rejected`` or ``invoices.issued`` to its business system's callback
+    URL (nothing when it has none). Commits a ``callbacks`` row for the event id (pending) before posting, then
+    its result: sent, or failed with the time of the next try (transient) or none (refused: a person decides).
+    Idempotent per event id: an event already sent or failed is not posted again here (``retry_due`` owns failed
+    ones). HTTP failures are recorded, not raised; database errors propagate. Publishes nothing."""
     now = now or datetime.now(timezone.utc)
     kind, code, body = payload(event)
     with sessions() as s:

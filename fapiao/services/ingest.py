@@ -254,4 +254,6 @@ def ingest_pushes(
 
 
 def ingest_push(sessions: sessionmaker, push: BillPush, minter: LinkMinter, **kw) -> list[Outcome]:
+    """One push: ``ingest_pushes`` with a batch of one (what the worker falls back to when a batch fails as a
+    whole). Commits, raises and is idempotent as ``ingest_pushes``."""
     return ingest_pushes(sessions, [push], minter, **kw)[0]

@@ -35,7 +35,8 @@ def _order_row(s: Session, order_key: str) -> OrderRow | None:
 
 
 def record_submission(s: Session, order: OrderRow, ev: BuyerSubmitted) -> None:
-    """The buyer's latest title for the order (the gateway on submit, the worker on processing)."""
+    """The buyer's latest title for the order (the gateway on submit, the worker on processing). Commits it;
+    a racing writer's row stands if it got there first."""
     sub = s.scalar(select(SubmissionRow).where(SubmissionRow.order_id == order.id))
     if sub is None:
         sub = SubmissionRow(order_id=order.id)
@@ -286,7 +287,7 @@ def _invoice_row(s: Session, invoices: dict[int, InvoiceRow], order: OrderRow, n
 def handle_submission(sessions: sessionmaker, issuer: Issuer, ev: BuyerSubmitted, now: datetime | None = None
                       ) -> list[Outcome]:
     """One submission: ``issue_submissions`` with a batch of one (what the worker falls back to, event by event,
-    when a batch fails as a whole)."""
+    when a batch fails as a whole). Commits, raises and is idempotent as ``issue_submissions``."""
     return issue_submissions(sessions, issuer, [ev], now)[0]
 
 
@@ -299,7 +300,9 @@ def pending_orders(sessions: sessionmaker) -> list[tuple[OrderRow, SubmissionRow
 
 
 def approval_event(sessions: sessionmaker, order_key: str) -> BuyerSubmitted | str:
-    """The merchant issues a waiting order: the buyer's stored submission, approved."""
+    """The merchant issues a waiting order: the buyer's stored submission, approved (a ``buyer.submitted`` to
+    publish, with a stable event id: asking twice gives the same event). Writes nothing; a refusal (unknown order,
+    not 待开票) comes back as a message string."""
     with sessions() as s:
         order = _order_row(s, order_key)
         if order is None:

@@ -63,5 +63,6 @@ def render_issued(sessions: sessionmaker, store: DocumentStore, events: list[Inv
 
 
 def render_one(sessions: sessionmaker, store: DocumentStore, ev: InvoiceIssued) -> list[Outcome]:
-    """``render_issued`` for one event (what the worker falls back to when a batch fails)."""
+    """``render_issued`` for one event (what the worker falls back to when a batch fails). Commits, raises and is
+    idempotent as ``render_issued``."""
     return render_issued(sessions, store, [ev])[0]

@@ -229,7 +229,9 @@ def _cancel(s: Session, conf: RedConfirmationRow, now: datetime, cause: str) -> 
 
 def withdraw_reversal(sessions: sessionmaker, seller: str, confirmation_id: str,
                       now: datetime | None = None) -> list[Outcome]:
-    """The merchant voids a 待确认 confirmation (已作废); what it held of the blue invoice is free again."""
+    """The merchant voids a 待确认 confirmation (已作废); what it held of the blue invoice is free again. Commits
+    both together and returns ``reversals.cancelled``; withdrawing again returns it again. Raises ReversalRefused
+    for an unknown or already confirmed confirmation."""
     now = now or datetime.now(timezone.utc)
     with sessions() as s:
         conf = _confirmation(s, seller, confirmation_id)

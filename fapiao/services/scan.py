@@ -50,6 +50,9 @@ def prefilled_form(order: Order) -> dict[str, str]:
 
 
 def scan_view(sessions: sessionmaker, link_id: str) -> ScanView | None:
+    """What the buyer's page shows for the order behind a link: accepted, submitted (开票中), awaiting_issue
+    (待开票), failed, or issued with the invoice, its documents, deliveries and any 红冲; ``None`` for an unknown
+    link. Reads only."""
     with sessions() as s:
         row = s.scalar(select(OrderRow).where(OrderRow.link_id == link_id))
         if row is None:

@@ -33,6 +33,8 @@ def _insert(sessions: sessionmaker, row, field: str, taken: str):
 
 
 def create_org(sessions: sessionmaker, form: Mapping[str, Any]) -> OrgRow | dict[str, str]:
+    """新增 a 业务组织. Commits and returns the row, or returns ``{field: rule}`` with nothing written (a field
+    refused, or an org code that exists: creating twice is refused, not repeated)."""
     values, errors = check_org(form)
     if errors:
         return errors
@@ -40,6 +42,8 @@ def create_org(sessions: sessionmaker, form: Mapping[str, Any]) -> OrgRow | dict
 
 
 def create_business_system(sessions: sessionmaker, form: Mapping[str, Any]) -> BusinessSystemRow | dict[str, str]:
+    """新增 a 业务系统 with a fresh signing secret. Commits and returns the row, or returns ``{field: rule}`` with
+    nothing written (a field refused, or a code that exists)."""
     values, errors = check_business_system(form)
     if errors:
         return errors
@@ -49,6 +53,8 @@ def create_business_system(sessions: sessionmaker, form: Mapping[str, Any]) -> B
 
 def edit_business_system(sessions: sessionmaker, code: str, changes: Mapping[str, Any]
                          ) -> BusinessSystemRow | dict[str, str]:
+    """Change a business system (its code stays). Commits and returns the row (marked changed, so it shows as
+    unsynced), or returns ``{field: rule}`` with nothing written (unknown code, a field refused)."""
     with sessions() as s:
         row = s.scalar(select(BusinessSystemRow).where(BusinessSystemRow.code == code))
         if row is None:
@@ -101,6 +107,8 @@ def create_qr_setting(sessions: sessionmaker, form: Mapping[str, Any]) -> QrSett
 
 
 def edit_qr_setting(sessions: sessionmaker, key: str, changes: Mapping[str, Any]) -> QrSettingRow | dict[str, str]:
+    """Change a 动态二维码设置 (its key值 stays; 默认开票's preset as in ``create_qr_setting``). Commits and returns
+    the row (marked changed, so it shows as unsynced), or returns ``{field: rule}`` with nothing written."""
     with sessions() as s:
         row = s.scalar(select(QrSettingRow).where(QrSettingRow.key == key))
         if row is None:
@@ -177,6 +185,7 @@ def sync_records(sessions: sessionmaker) -> list[tuple[bytes, bytes | None]]:
 
 
 def record_sync(sessions: sessionmaker, items: int) -> None:
+    """Note that ``items`` settings records were published to the settings topic now. Commits one row a call."""
     with sessions() as s:
         s.add(SettingsSyncRow(synced_at=_now(), items=items))
         s.commit()

@@ -60,6 +60,8 @@ def resolve_system_link(k: str, lookup: Lookup, now: datetime | None = None) -> 
 
 
 def resolve_static(static_id: str, lookup: Lookup) -> SettingsRecord:
+    """The synced settings behind a static QR; raises UnknownQr for an id never generated or revoked. Reads only
+    the settings cache."""
     setting = lookup(f"static:{static_id}")
     if setting is None:
         raise UnknownQr(static_id)

@@ -13,6 +13,9 @@ MODELS = {"orders.accepted": OrderAccepted, "orders.rejected": OrderRejected, "i
 
 
 def register(app, settings, deps) -> list[Runtime]:
+    """One runtime per event pushed back to the merchant (``push_back``: a ``callbacks`` row per event id, posted
+    with bounded retries) and the timer that retries failed callbacks when due. Publishes nothing; idempotent per
+    event id."""
     runtimes = []
     for stage, model in MODELS.items():
         rt = Runtime(app, settings, stage)

@@ -16,6 +16,9 @@ log = logging.getLogger("fapiao.delivery")
 
 
 def register(app, settings, deps) -> Runtime:
+    """Consume ``delivery.requested`` (``deliver``: each request recorded once in the deliveries ledger, then sent)
+    and publish ``delivery.completed``; the timer sends the retries that are due and sets the waiting gauge.
+    Idempotent per request id: a redelivered request is not sent again."""
     rt = Runtime(app, settings, "delivery.requested")
     rt.agent(
         "delivery",

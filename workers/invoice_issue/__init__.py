@@ -17,6 +17,9 @@ log = logging.getLogger("fapiao.invoice_issue")
 
 
 def register(app, settings, deps) -> Runtime:
+    """Consume ``buyer.submitted`` in batches (``issue_submissions``: one transaction per batch; event by event when a
+    batch fails) and publish ``invoices.issued`` or ``invoices.failed``; register the 红冲 side too. Idempotent: a
+    redelivered submission re-emits its invoice and never takes a second number."""
     rt = Runtime(app, settings, "buyer.submitted")
 
     def observed(events: list[BuyerSubmitted], results):

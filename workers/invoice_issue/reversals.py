@@ -16,6 +16,9 @@ from schemas.reversals import ReversalConfirmed
 from workers.runtime import Runtime
 
 def register(app, settings, deps) -> list[Runtime]:
+    """Consume ``reversals.confirmed`` (``issue_red``: the red invoice, once per confirmation) and ``orders.rejected``
+    (``record_rejection``: kept once per event id), and start the timer that voids lapsed 待确认 confirmations and
+    re-sends lost ``reversals.confirmed``. Returns both runtimes."""
     red = Runtime(app, settings, "reversals.confirmed")
     red.agent("reversal-issue", ReversalConfirmed.model_validate_json,
               lambda ev: issue_red(deps.sessions, deps.issuer, ev))

@@ -8,6 +8,9 @@ from workers.runtime import Runtime
 
 
 def register(app, settings, deps) -> Runtime:
+    """Consume ``orders.pushed`` in batches (``ingest_pushes``: the batch's orders stored in one transaction; push by
+    push when a batch fails) and publish ``orders.accepted`` or ``orders.rejected`` per bill. Idempotent: a
+    redelivered push gets the same answers and stores nothing twice."""
     rt = Runtime(app, settings, "orders.pushed")
     contexts = ContextCache(settings.merchant_cache_seconds)
     limits = IntakeLimits(max_lines=settings.intake_max_lines, max_bill_bytes=settings.intake_max_bill_bytes,

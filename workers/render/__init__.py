@@ -17,6 +17,9 @@ BATCH = 16  # ~10 ms a document: a batch is published within ~0.2 s
 
 
 def register(app, settings, deps) -> Runtime:
+    """Parse the CJK font now, then consume ``invoices.issued`` in batches of ``BATCH`` (``render_issued``: drawn and
+    recorded in one transaction; event by event when a batch fails) and publish ``documents.rendered`` and the
+    delivery requests. Idempotent: documents recorded, or already on disk, are not drawn again."""
     rt = Runtime(app, settings, "invoices.issued")
     cjk_font()  # parse the font now, not on the first invoice
     rt.agent(
