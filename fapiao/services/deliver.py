@@ -22,6 +22,8 @@ sent again once its lease is over, under the same Message-ID, which mail clients
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from email.message import EmailMessage
@@ -106,6 +108,27 @@ def deliver(sessions: sessionmaker, mailer: Mailer, sms: SmsSender | None, ev: D
         return _attempt(s, row, mailer, sms, cfg, now, ev.order_key)
 
 
+def deliver_batch(sessions: sessionmaker, mailer: Mailer, sms: SmsSender | None, events: list[DeliveryRequested],
+                  cfg: DeliveryConfig) -> list[list[Outcome]]:
+    """``deliver`` for each request of a batch, in order, the e-mails on one SMTP connection when the mailer
+    offers one (``connection()``). Each request keeps its own ledger row and commits, exactly as ``deliver``
+    alone: a batch that fails part-way and is handled again sends nothing twice. Returns the outcomes per
+    request; raises only database errors."""
+    with _connection(mailer) as conn:
+        return [deliver(sessions, conn, sms, ev, cfg) for ev in events]
+
+
+@contextmanager
+def _connection(mailer: Mailer) -> Iterator[Mailer]:
+    """The mailer's shared connection for a run of messages, or the mailer itself if it has none."""
+    opener = getattr(mailer, "connection", None)
+    if opener is None:
+        yield mailer
+    else:
+        with opener() as conn:
+            yield conn
+
+
 def retry_due(sessions: sessionmaker, mailer: Mailer, sms: SmsSender | None, cfg: DeliveryConfig, *,
               now: datetime | None = None, limit: int = 500) -> list[Outcome]:
     """Send the deliveries whose time has come: retries that are due, claims whose lease is over (a worker died
@@ -113,7 +136,7 @@ def retry_due(sessions: sessionmaker, mailer: Mailer, sms: SmsSender | None, cfg
     failure, so a server still down is probed with one message per round, not all of them. Returns
     ``delivery.completed`` for what ended; safe to run in many workers at once (each row is claimed)."""
     outcomes: list[Outcome] = []
-    with sessions() as s:
+    with sessions() as s, _connection(mailer) as conn:
         at = now or _utcnow()
         due = s.scalars(select(DeliveryRow).where(_due_clause(at, cfg.retry.lease))
                         .order_by(DeliveryRow.next_attempt_at, DeliveryRow.id).limit(limit)).all()
@@ -121,7 +144,7 @@ def retry_due(sessions: sessionmaker, mailer: Mailer, sms: SmsSender | None, cfg
             at = now or _utcnow()
             if not _claim(s, row, at, cfg.retry.lease):
                 continue
-            outcomes += _attempt(s, row, mailer, sms, cfg, at, _order_key(s, row.invoice_number))
+            outcomes += _attempt(s, row, conn, sms, cfg, at, _order_key(s, row.invoice_number))
             if row.status == "queued":  # failed again: the server is probably still away
                 break
     return outcomes

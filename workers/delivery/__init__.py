@@ -2,17 +2,20 @@
 
 A transient failure is not dead-lettered: it is recorded in the deliveries ledger as a retry due later, and a
 timer in this worker sends what is due (fapiao/services/deliver.py). Only a request that is not an event at all
-goes to the dead-letter topic."""
+goes to the dead-letter topic. Requests are taken in batches: each keeps its own ledger row, the batch shares one
+SMTP connection and one round trip to the broker for its outcomes."""
 
 import asyncio
 import logging
 
-from fapiao.services.deliver import deliver, retry_due, waiting_counts
+from fapiao.services.deliver import deliver, deliver_batch, retry_due, waiting_counts
 from schemas.events import DeliveryRequested
 from workers.observability import DELIVERIES_WAITING
 from workers.runtime import Runtime
 
 log = logging.getLogger("fapiao.delivery")
+
+BATCH = 32  # requests per thread call: their e-mails on one SMTP connection, their outcomes in one round trip
 
 
 def register(app, settings, deps) -> Runtime:
@@ -24,6 +27,8 @@ def register(app, settings, deps) -> Runtime:
         "delivery",
         DeliveryRequested.model_validate_json,
         lambda ev: deliver(deps.sessions, deps.mailer, deps.sms, ev, deps.delivery_config),
+        batch_handler=lambda evs: deliver_batch(deps.sessions, deps.mailer, deps.sms, evs, deps.delivery_config),
+        batch_size=BATCH,
     )
 
     @app.timer(interval=settings.delivery_retry_interval)
