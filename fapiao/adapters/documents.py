@@ -7,7 +7,7 @@ last, so when it exists the other two do as well (``existing`` relies on that af
 from __future__ import annotations
 
 import os
-import tempfile
+import threading
 from pathlib import Path
 
 from fapiao.adapters.html import templates
@@ -20,14 +20,17 @@ FORMATS = ("json", "html", "pdf")  # the order they are written in: the PDF last
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, then rename it over ``path``. The temporary name is
+    this process's and thread's own (no random name to try and open exclusively, as ``mkstemp`` does). A reader sees
+    the old file or the new one, never a part."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -13,7 +13,7 @@ from workers.runtime import Runtime
 
 log = logging.getLogger("fapiao.render")
 
-BATCH = 16  # ~10 ms a document: a batch is published within ~0.2 s
+BATCH = 64  # ~5 ms a document: a batch is published within ~0.3 s; fewer round trips per document
 
 
 def register(app, settings, deps) -> Runtime:
