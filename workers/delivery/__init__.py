@@ -21,8 +21,8 @@ BATCH = 32  # requests per thread call: their e-mails on one SMTP connection, th
 def register(app, settings, deps) -> Runtime:
     """Consume ``delivery.requested`` in batches of ``BATCH`` (``deliver_batch``: each request recorded once in the
     deliveries ledger, then sent, the batch's e-mails on one SMTP connection; ``deliver`` event by event when a
-    batch fails) and publish ``delivery.completed``; the timer sends the retries that are due and sets the waiting gauge.
-    Idempotent per request id: a redelivered request is not sent again."""
+    batch fails) and publish ``delivery.completed``; the timer sends the retries that are due and sets the waiting
+    gauge. Idempotent per request id: a redelivered request is not sent again."""
     rt = Runtime(app, settings, "delivery.requested")
     rt.agent(
         "delivery",
