@@ -71,7 +71,7 @@ def run_demo(app: AppContext) -> None:
     from fapiao.adapters.qr import qr_terminal
     from fapiao.cli.orders import wait_for_answers
     from fapiao.topics import order_key
-    from schemas.events import OrderAccepted
+    from schemas.events import OrderAccepted, OrderRejected
 
     s = app.settings
     doc = json.loads(DEMO_ORDER.read_text(encoding="utf-8"))
@@ -87,8 +87,9 @@ def run_demo(app: AppContext) -> None:
         reader.close()
     if event is None:
         raise click.ClickException("no orders.accepted event within 60s: is `fapiao dev` (or order-ingest) running?")
-    if not isinstance(event, OrderAccepted):
+    if isinstance(event, OrderRejected):
         raise click.ClickException(f"the demo order was rejected: {event.violations}")
+    assert isinstance(event, OrderAccepted)
     click.echo(qr_terminal(event.link))
     click.echo(f"扫码开票 / open the buyer page: {event.link}")
 

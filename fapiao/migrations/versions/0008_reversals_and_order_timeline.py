@@ -31,7 +31,7 @@ def _drop_order_unique() -> None:
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":  # named invoices_order_id_key by 0001, uq_invoices_order_id by a downgrade
         for uq in sa.inspect(bind).get_unique_constraints("invoices"):
-            if uq["column_names"] == ["order_id"]:
+            if uq["column_names"] == ["order_id"] and uq["name"]:
                 op.drop_constraint(uq["name"], "invoices", type_="unique")
         return
     with op.batch_alter_table("invoices", naming_convention=NAMING) as batch_op:
