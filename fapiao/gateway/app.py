@@ -130,7 +130,8 @@ async def status(request: web.Request) -> web.Response:
     if error:
         return web.json_response({"status": "invalid"}, status=error.status)
     _, view = found
-    return web.json_response({"status": view.status, "invoice_number": view.invoice.number if view.invoice else None})
+    return web.json_response({"status": view.status, "invoice_number": view.invoice.number if view.invoice else None,
+                              "documents": bool(view.documents and view.documents.get("pdf"))})
 
 
 def qr_response(url: str, fmt: str) -> web.Response:
@@ -303,19 +304,6 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-async def _kafka_ctx(app: web.Application):
-    settings = app[SETTINGS]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers.split(","), acks="all")
-    await producer.start()
-    app[PRODUCER] = producer
-    cache = SettingsCache(settings)
-    await cache.start()
-    app[SETTINGS_CACHE] = cache
-    yield
-    await cache.stop()
-    await producer.stop()
-
-
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: 200 only when the database answers, the broker's metadata is known (with the topic scans publish
     to) and the settings cache has read the settings topic to its end; else 503 with each check's result."""
@@ -338,6 +326,19 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"ready": ready, **checks, **cache}, status=200 if ready else 503)
 
 
+async def _kafka_ctx(app: web.Application):
+    settings = app[SETTINGS]
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers.split(","), acks="all")
+    await producer.start()
+    app[PRODUCER] = producer
+    cache = SettingsCache(settings)
+    await cache.start()
+    app[SETTINGS_CACHE] = cache
+    yield
+    await cache.stop()
+    await producer.stop()
+
+
 async def _close_root(app: web.Application) -> None:
     app[ROOT].close()
 
@@ -355,6 +356,7 @@ def create_gateway(settings: Settings, root: Bootstrap | None = None) -> web.App
     app.on_cleanup.append(_close_root)
     app.add_routes([
         web.get("/healthz", healthz),
+        web.get("/readyz", readyz),
         web.get("/q/{token}", scan_page),
         web.post("/q/{token}", submit),
         web.get("/q/{token}/status", status),
@@ -369,7 +371,6 @@ def create_gateway(settings: Settings, root: Bootstrap | None = None) -> web.App
         web.post("/p/{key}", preset_scan),
         web.get("/p/{key}/qr.{fmt}", preset_qr_image),
         web.get("/q/{token}/invoice.{fmt}", document),
-        web.get("/readyz", readyz),
         web.get("/d/{token}", download),
     ])
     add_admin(app)
