@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from fapiao.adapters.db import BusinessSystemRow
 from fapiao.adapters.kafka import ensure_topics, free_port, producer
+from fapiao.registry import WORKER_NAMES
 from fapiao.services.merchants import ensure_demo_merchant
 from fapiao.testing import SystemProcess, TopicReader, json_value, processes_with_env, wait_http
 from fapiao.topics import order_key
@@ -35,7 +36,7 @@ def system(broker, settings, sessions, smtp_server, http_stub, tmp_path):
     workers = SystemProcess(s, "worker", "all", log=tmp_path / "workers.log")
     gateway = SystemProcess(s, "gateway", log=tmp_path / "gateway.log")
     wait_http(f"{s.base_url}/healthz")
-    for i in range(4):  # every worker answers: a worker that dies at start fails here, with its log
+    for i in range(len(WORKER_NAMES)):  # every worker answers: one that dies at start fails here, with its log
         try:
             wait_http(f"http://127.0.0.1:{s.worker_port + i}/healthz", timeout=60)
         except TimeoutError:
