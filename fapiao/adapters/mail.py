@@ -73,8 +73,8 @@ class SmtpConnection:
     connection is dropped."""
 
     def __init__(self, mailer: SmtpMailer):
-        self.mailer, self.client = mailer, None
-        self.used = False
+        self.mailer = mailer
+        self.client: smtplib.SMTP | None = None  # opened by the first send, kept for the next ones
 
     def _healthy(self) -> bool:
         try:
@@ -86,13 +86,13 @@ class SmtpConnection:
         if msg["Date"] is None:  # RFC 5322 requires it; mail clients sort and show by it
             msg["Date"] = formatdate(localtime=True)
         with _classified():
-            if self.client is not None and self.used and not self._healthy():
+            if self.client is not None and not self._healthy():
                 self.close()
-            if self.client is None:
-                self.client, self.used = self.mailer._open(), False
+            client = self.client
+            if client is None:
+                client = self.client = self.mailer._open()
             try:
-                self.used = True
-                self.client.send_message(msg)
+                client.send_message(msg)
             except (OSError, smtplib.SMTPServerDisconnected):
                 self.close()
                 raise
