@@ -121,6 +121,7 @@ def run_worker(settings: Settings, worker: str) -> None:
         quiet=True,
         logging_config=logging_config(settings.log_level, settings.log_format),
     )
+    runner.spinner = None  # faust's start-up spinner writes cursor codes (ESC[?25l) even when stdout is no terminal
     watch = FatalJoinWatch(lambda _text: os.kill(os.getpid(), signal.SIGTERM))
     for name in ("aiokafka", "faust"):
         logging.getLogger(name).addHandler(watch)
