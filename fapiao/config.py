@@ -64,6 +64,11 @@ class Settings(BaseSettings):
     fetch_max_wait_ms: int = Field(
         100, ge=1, le=10000, description="Longest a consumer fetch waits for data (Faust hard-codes 1500)."
     )
+    ingest_fetch_max_wait_ms: int = Field(
+        20, ge=1, le=10000,
+        description="The same for order-ingest, the front door a merchant waits on for the link: shorter, so its p99 "
+        "stays under 100 ms (idle, it costs ~2% of a core more than the 100 ms the other workers use).",
+    )
     line_tax_tolerance: Decimal = Field(
         LINE_TAX_TOLERANCE, ge=Decimal("0.01"), le=Decimal("0.06"), decimal_places=2,
         description="Largest |amount × rate − tax| a pushed order line may show (00608); 0.01 on newer devices.",

@@ -58,7 +58,7 @@ def create_app(settings: Settings, worker: str, deps: Bootstrap | None = None) -
         spec = worker_spec(worker)
     except KeyError as exc:
         raise ValueError(exc.args[0]) from None
-    _tune_consumer_fetch(settings.fetch_max_wait_ms)
+    _tune_consumer_fetch(settings.ingest_fetch_max_wait_ms if spec.name == "order-ingest" else settings.fetch_max_wait_ms)
     app = faust.App(
         spec.group(settings.group_prefix),
         broker=broker_urls(settings.bootstrap_servers),

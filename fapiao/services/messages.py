@@ -5,8 +5,10 @@ rendered in a sandbox (a merchant's file cannot reach Python objects); they see 
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
+from jinja2 import Template
 from jinja2.sandbox import SandboxedEnvironment
 
 from schemas.events import Invoice
@@ -24,6 +26,13 @@ DEFAULTS = {
 }
 
 _env = SandboxedEnvironment(autoescape=False, keep_trailing_newline=True)
+
+
+@lru_cache(maxsize=256)
+def _compiled(source: str) -> Template:
+    """A template compiled once per distinct source (compiling is most of a message's cost); a merchant's edited
+    file is a new source, so it takes effect at once."""
+    return _env.from_string(source)
 
 
 class MessageTemplates:
@@ -48,4 +57,4 @@ class MessageTemplates:
             "date": f"{invoice.issued_at:%Y-%m-%d}",
             "link": link,
         }
-        return _env.from_string(self.source(name, invoice.seller_tax_id)).render(context)
+        return _compiled(self.source(name, invoice.seller_tax_id)).render(context)
