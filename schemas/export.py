@@ -1,6 +1,6 @@
 """Generate the checked-in contract files: one JSON Schema per topic and an AsyncAPI 3 document.
 
-Run ``fapiao schemas export`` after changing a model; ``tests/test_contracts.py`` fails while they are stale.
+Run ``fapiao schemas export`` after changing a model; ``tests/unit/test_contracts.py`` fails while they are stale.
 """
 
 from __future__ import annotations

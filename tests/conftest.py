@@ -3,28 +3,27 @@ PostgreSQL too when FAPIAO_TEST_DATABASE_URL is set), a real SMTP server that co
 
 from __future__ import annotations
 
-import json
 import os
+import time
 import uuid
-from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 
-from fapiao.adapters.db import make_engine, make_session_factory
-from fapiao.adapters.kafka import EmbeddedBroker, free_port, free_ports
+from fapiao.adapters.db import BusinessSystemRow, make_engine, make_session_factory
+from fapiao.adapters.kafka import EmbeddedBroker, ensure_topics, free_port, free_ports
 from fapiao.config import Settings
 from fapiao.registry import WORKER_NAMES
 from fapiao.migrate import upgrade
+from fapiao.services.merchants import ensure_demo_merchant
+from fapiao.testing import SystemProcess, processes_with_env, wait_http
 
-SAMPLE = Path(__file__).parents[1] / "fapiao" / "demo" / "sample_order.json"
+# Helpers live in tests/support and are imported from there (never from this file); their asserts are rewritten too.
+pytest.register_assert_rewrite("tests.support")
+from tests.support.samples import ADMIN_TOKEN  # noqa: E402
+from tests.support.smtp import CountingSmtp  # noqa: E402
+
 PG_URL = os.environ.get("FAPIAO_TEST_DATABASE_URL")
-
-
-def sample_push(**bill_overrides) -> dict:
-    doc = json.loads(SAMPLE.read_text(encoding="utf-8"))
-    doc["data"][0].update(bill_overrides)
-    return doc
 
 
 class ExternalBroker:
@@ -103,26 +102,6 @@ def settings(tmp_path, db_url) -> Settings:
     )
 
 
-class CountingSmtp:
-    """A real SMTP server (aiosmtpd) on a free port that keeps what it receives."""
-
-    def __init__(self, refuse: tuple[str, ...] = ()):
-        self.messages: list = []
-        self.refuse = refuse
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
-        if address in self.refuse:
-            return "550 5.1.1 mailbox unavailable"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
-        from email import message_from_bytes, policy
-
-        self.messages.append(message_from_bytes(envelope.content, policy=policy.default))
-        return "250 Message accepted"
-
-
 @pytest.fixture
 def smtp_server():
     from aiosmtpd.controller import Controller
@@ -137,14 +116,11 @@ def smtp_server():
 
 @pytest.fixture
 def http_stub():
-    from tests.httpstub import HttpStub
+    from tests.support.httpstub import HttpStub
 
     stub = HttpStub()
     yield stub
     stub.close()
-
-
-ADMIN_TOKEN = "admin-token-for-tests"
 
 
 @pytest.fixture
@@ -168,3 +144,31 @@ def admin_gateway(broker, settings, tmp_path):
     yield start
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture
+def system(broker, settings, sessions, smtp_server, http_stub, tmp_path):
+    s = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "http_port": free_port(),
+                                    "smtp_port": smtp_server.port})
+    ensure_topics(s)
+    with sessions() as db:
+        ensure_demo_merchant(db)
+        db.scalar(select(BusinessSystemRow)).callback_url = http_stub.url + "/callback"
+        db.commit()
+    workers = SystemProcess(s, "worker", "all", log=tmp_path / "workers.log")
+    gateway = SystemProcess(s, "gateway", log=tmp_path / "gateway.log")
+    wait_http(f"{s.base_url}/healthz")
+    for i in range(len(WORKER_NAMES)):  # every worker answers: one that dies at start fails here, with its log
+        try:
+            wait_http(f"http://127.0.0.1:{s.worker_port + i}/healthz", timeout=60)
+        except TimeoutError:
+            workers.stop()
+            gateway.stop()
+            pytest.fail("a worker did not start:\n" + (tmp_path / "workers.log").read_text()[-4000:])
+    yield s
+    for proc in (gateway, workers):
+        assert proc.stop() == 0 or proc.proc.returncode in (-15, 0), proc.log_path.read_text()[-3000:]
+    deadline = time.monotonic() + 10
+    while processes_with_env(str(s.data_dir)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert processes_with_env(str(s.data_dir)) == [], "a worker process outlived `fapiao worker all`"

@@ -38,7 +38,7 @@ PAD = 1  # mm between a cell's edge and its text
 
 # Choosing the mask by the standard's penalty score evaluates all eight and was ~40% of a document's CPU; mask 2 is
 # the one that scoring picks for about half of all 数电 payloads (01,kind,,number,amount,date,,check), and every mask
-# decodes (tests/test_pdf.py decodes the QR of many random payloads drawn this way).
+# decodes (tests/unit/test_pdf.py decodes the QR of many random payloads drawn this way).
 QR_MASK = 2
 
 
