@@ -277,6 +277,9 @@ async def document(request: web.Request) -> web.Response:
     if view.status != "issued":
         return message(404, "发票尚未开具", "发票开具后即可查看和下载。")
     if fmt not in (view.documents or {}):
+        if fmt == "html":  # the invoice is shown as soon as it is issued, drawn from its record, before the files
+            return web.Response(text=request.app[ROOT].documents.render_html(view.invoice), content_type="text/html",
+                                charset="utf-8")
         return message(404, "发票文件生成中", "发票已开具，文件正在生成，请稍后再试。")
     path = Path(view.documents[fmt])
     headers = {"Content-Disposition": f'attachment; filename="{view.invoice.number}.{fmt}"'} if fmt != "html" else {}
