@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 
 from fapiao.adapters.html import templates
@@ -63,3 +64,13 @@ class DocumentStore:
             write_atomic(p, render())
             out[fmt] = str(p)
         return out
+
+
+def written_at(documents: dict[str, str] | None) -> datetime | None:
+    """When an invoice's documents were written (the PDF's modification time, the last file the render stage
+    writes); None when they are not on disk."""
+    path = (documents or {}).get("pdf")
+    try:
+        return datetime.fromtimestamp(Path(path).stat().st_mtime, timezone.utc) if path else None
+    except OSError:
+        return None

@@ -21,6 +21,7 @@ from fapiao.adapters.db import (
     RedConfirmationRow,
     SubmissionRow,
 )
+from fapiao.adapters.documents import written_at
 from fapiao.adapters.uow import insert_once
 from fapiao.domain.order_rules import KIND_NAMES
 from fapiao.domain.reversal import STATES
@@ -253,7 +254,8 @@ def _invoice_steps(s: Session, invoices: list[InvoiceRow]) -> list[Step]:
             steps.append(Step(what, i.issued_at, f"{i.number} ¥{i.total_with_tax}"
                               + (f"（红冲 {i.red_of}）" if i.red_of else "")))
             if i.documents:
-                steps.append(Step("document", i.issued_at, f"{i.number}: {', '.join(sorted(i.documents))}"))
+                steps.append(Step("document", written_at(i.documents) or i.issued_at,
+                                  f"{i.number}: {', '.join(sorted(i.documents))}"))
     if numbers:
         for d in s.scalars(select(DeliveryRow).where(DeliveryRow.invoice_number.in_(numbers)).order_by(DeliveryRow.id)):
             state = {"sent": "已发送", "failed": "发送失败", "sending": "发送中", "queued": "等待发送"}.get(d.status, d.status)

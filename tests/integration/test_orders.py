@@ -124,3 +124,18 @@ def test_cli_reverse_refusals_name_the_rule(sessions, db_url, monkeypatch, tmp_p
     out = runner.invoke(main, ["reverse", "request", inv.number, "--seller", SELLER, "--reason", "销货退回",
                                "--line", "2=amount"])
     assert out.exit_code == 2 and "行号:amount=金额" in out.output
+
+
+def test_document_step_is_when_the_files_were_written(sessions, tmp_path):
+    from fapiao.adapters.documents import DocumentStore
+    from fapiao.services.render import render_issued
+    from schemas.events import InvoiceIssued
+
+    inv = _issued(sessions, "FOLLOW-DOC")
+    [[rendered, *_]] = render_issued(sessions, DocumentStore(tmp_path),
+                                     [InvoiceIssued(event_id="e", order_key=f"{SELLER}:FOLLOW-DOC", invoice=inv)])
+    written = datetime.fromtimestamp(tmp_path.joinpath(rendered.event.documents["pdf"]).stat().st_mtime,
+                                     timezone.utc)
+    [d] = find_orders(sessions, "FOLLOW-DOC", minter=MINTER)
+    document = next(s for s in d.timeline if s.what == "document")
+    assert document.at == written and document.at > inv.issued_at
