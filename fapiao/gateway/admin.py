@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from fapiao.adapters.mail import read_mailbox
-from fapiao.gateway import SETTINGS
+from fapiao.gateway import ROOT, SETTINGS
 from fapiao.gateway.bodies import FORM_TYPES, read_form
 from fapiao.gateway.rendering import message, render
 from fapiao.gateway.security import (
@@ -129,7 +129,7 @@ async def mail_file(request: web.Request) -> web.Response:
 
 
 async def deliveries(request: web.Request) -> web.Response:
-    rows = await asyncio.to_thread(recent_deliveries, request.app["sessions"])
+    rows = await asyncio.to_thread(recent_deliveries, request.app[ROOT].sessions)
     if request.headers.get("Accept", "").startswith("application/json"):
         return web.json_response([{"request_id": r.request_id, "invoice_number": r.invoice_number,
                                    "channel": r.channel, "target": r.target, "status": r.status,
@@ -138,7 +138,7 @@ async def deliveries(request: web.Request) -> web.Response:
 
 
 async def callbacks(request: web.Request) -> web.Response:
-    rows = await asyncio.to_thread(failed_callbacks, request.app["sessions"])
+    rows = await asyncio.to_thread(failed_callbacks, request.app[ROOT].sessions)
     return render("admin.html", section="callbacks", rows=rows)
 
 

@@ -63,7 +63,7 @@ async def _view(request: web.Request):
         return None, message(404, "二维码无效", "该开票二维码无法识别或已被篡改，请向商家索取新的二维码。")
     except LinkExpired as exc:
         return None, message(410, "二维码已过期", f"该开票二维码已于 {exc.expired_at:%Y-%m-%d %H:%M} 过期，请联系商家。")
-    view = await asyncio.to_thread(scan_view, request.app["sessions"], link.link_id)
+    view = await asyncio.to_thread(scan_view, request.app[ROOT].sessions, link.link_id)
     if view is None:
         return None, message(404, "订单不存在", "未找到该二维码对应的订单，请联系商家。")
     synced = request.app[SETTINGS_CACHE].get(f"qr:{view.qr_key}") if view.qr_key else None
@@ -78,7 +78,7 @@ async def scan_page(request: web.Request) -> web.Response:
         return error
     link, view = found
     if view.status == "accepted":  # the first scan, for the order's timeline
-        await asyncio.to_thread(record_first_scan, request.app["sessions"], view.order_key)
+        await asyncio.to_thread(record_first_scan, request.app[ROOT].sessions, view.order_key)
     notice = "已重新发送，请查收" if request.query.get("resent") else None
     return render("h5.html", view=view, token=request.match_info["token"], form=prefilled_form(view.order), errors={},
                   special=view.order.invoice_kind in SPECIAL_KINDS, notice=notice,
@@ -105,7 +105,7 @@ async def submit(request: web.Request) -> web.Response:
     except Exception:
         log.exception("could not publish buyer.submitted")
         return message(503, "提交失败", "系统繁忙，请稍后重新提交。您填写的信息未丢失，返回上一页即可重试。")
-    await asyncio.to_thread(mark_submitted, request.app["sessions"], link.link_id, result)
+    await asyncio.to_thread(mark_submitted, request.app[ROOT].sessions, link.link_id, result)
     raise web.HTTPSeeOther(f"/q/{token}")
 
 
@@ -115,7 +115,7 @@ async def resend(request: web.Request) -> web.Response:
         return error
     _, view = found
     token = request.match_info["token"]
-    result = await asyncio.to_thread(request_resend, request.app["sessions"], view)
+    result = await asyncio.to_thread(request_resend, request.app[ROOT].sessions, view)
     if isinstance(result, str):
         return render("h5.html", status=429, view=view, token=token, form={}, errors={}, special=False,
                       notice=result)
@@ -187,7 +187,7 @@ async def system_scan(request: web.Request) -> web.Response:
     form, status, problem = {}, 200, None
     if request.method == "POST":
         form = dict(await read_form(request))
-        obtained = await asyncio.to_thread(obtain_order, request.app["sessions"], _minter(request), scan.setting,
+        obtained = await asyncio.to_thread(obtain_order, request.app[ROOT].sessions, _minter(request), scan.setting,
                                            scan.link.bill_no, scan.link.amount, form.get("invoice_kind", ""),
                                            _query(request))
         if obtained.link:
@@ -222,7 +222,7 @@ async def static_scan(request: web.Request) -> web.Response:
         elif amount is None:
             status, problem = 422, f"{AMOUNT_RULE}，请按小票填写，例如 88.50"
         else:
-            obtained = await asyncio.to_thread(obtain_order, request.app["sessions"], _minter(request), setting,
+            obtained = await asyncio.to_thread(obtain_order, request.app[ROOT].sessions, _minter(request), setting,
                                                bill_no, amount, form.get("invoice_kind", ""), _query(request))
             if obtained.link:
                 raise web.HTTPSeeOther(obtained.link)
@@ -241,7 +241,7 @@ async def _preset_entry(request: web.Request, setting, static=None) -> web.Respo
             status, problem = 422, f"{AMOUNT_RULE}，例如 88.50"
         else:
             obtained = await asyncio.to_thread(
-                obtain_preset_order, request.app["sessions"], _minter(request), setting, amount,
+                obtain_preset_order, request.app[ROOT].sessions, _minter(request), setting, amount,
                 str(form.get("invoice_kind", "")), str(form.get("nonce", "")))
             if obtained.link:
                 raise web.HTTPSeeOther(obtained.link)
@@ -295,7 +295,7 @@ async def download(request: web.Request) -> web.Response:
         return message(404, "下载链接无效", "该下载链接无法识别或已被篡改。")
     except LinkExpired as exc:
         return message(410, "下载链接已过期", f"该链接已于 {exc.expired_at:%Y-%m-%d} 过期，请扫描开票二维码重新下载。")
-    path = await asyncio.to_thread(invoice_document, request.app["sessions"], number, "pdf")
+    path = await asyncio.to_thread(invoice_document, request.app[ROOT].sessions, number, "pdf")
     if path is None:
         return message(404, "发票不存在", "未找到该发票。")
     return web.FileResponse(path, headers={"Content-Disposition": f'attachment; filename="{number}.pdf"',
@@ -313,7 +313,7 @@ async def readyz(request: web.Request) -> web.Response:
     app = request.app
     checks = {"database": False, "broker": False, "settings": False}
     try:
-        await asyncio.wait_for(asyncio.to_thread(ping_database, app["sessions"]), 5)
+        await asyncio.wait_for(asyncio.to_thread(ping_database, app[ROOT].sessions), 5)
         checks["database"] = True
     except Exception as exc:  # any failure means not ready; say why in the log
         log.warning("readyz: database not reachable: %s", exc)
@@ -354,7 +354,6 @@ def create_gateway(settings: Settings, root: Bootstrap | None = None) -> web.App
     app.on_response_prepare.append(security_headers)
     app[SETTINGS] = settings
     app[ROOT] = root or Bootstrap(settings)
-    app["sessions"] = app[ROOT].sessions
     app.cleanup_ctx.append(_kafka_ctx)
     app.on_cleanup.append(_close_root)
     app.add_routes([

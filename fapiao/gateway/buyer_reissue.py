@@ -12,7 +12,7 @@ from aiohttp import web
 
 from fapiao.domain.buyer import SPECIAL_KINDS
 from fapiao.domain.reversal import ReversalRefused
-from fapiao.gateway import PRODUCER, SETTINGS
+from fapiao.gateway import PRODUCER, ROOT, SETTINGS
 from fapiao.gateway.bodies import read_form
 from fapiao.gateway.rendering import message, render
 from fapiao.services.reissue import may_reissue, reissue_event
@@ -24,7 +24,7 @@ async def offers_reissue(request: web.Request, view) -> bool:
     """Whether the scan page shows the 重开 form for this order."""
     if not request.app[SETTINGS].buyer_reissue or view.reversal != "已红冲":
         return False
-    return await asyncio.to_thread(may_reissue, request.app["sessions"], view.order_key)
+    return await asyncio.to_thread(may_reissue, request.app[ROOT].sessions, view.order_key)
 
 
 def add_buyer_reissue(app: web.Application, view_of) -> None:
@@ -41,7 +41,7 @@ def add_buyer_reissue(app: web.Application, view_of) -> None:
         form = {k: str(v) for k, v in (await read_form(request)).items() if k != "csrf_token"}
         seller, _, bill_no = view.order_key.partition(":")
         try:
-            result = await asyncio.to_thread(reissue_event, request.app["sessions"], seller, bill_no, form)
+            result = await asyncio.to_thread(reissue_event, request.app[ROOT].sessions, seller, bill_no, form)
         except ReversalRefused as exc:
             return message(422, "不能重开", exc.rule)
         if isinstance(result, dict):

@@ -8,7 +8,7 @@ import asyncio
 from aiohttp import web
 
 from fapiao.domain.order_rules import KIND_NAMES
-from fapiao.gateway import PRODUCER, SETTINGS, SETTINGS_CACHE
+from fapiao.gateway import PRODUCER, ROOT, SETTINGS, SETTINGS_CACHE
 from fapiao.gateway.bodies import read_form, read_json_object, refuse_hidden_characters
 from fapiao.gateway.rendering import render
 from fapiao.services import settings_admin as svc
@@ -16,7 +16,7 @@ from fapiao.services.issue import approval_event, pending_orders
 
 
 def _sessions(request):
-    return request.app["sessions"]
+    return request.app[ROOT].sessions
 
 
 async def _form(request: web.Request) -> dict:

@@ -26,7 +26,7 @@ PER_PAGE = 50
 
 
 def _sessions(request: web.Request):
-    return request.app["sessions"]
+    return request.app[ROOT].sessions
 
 
 def _json_error(status: int, code: str, message_text: str, field: str = "") -> web.Response:
