@@ -44,6 +44,9 @@ def test_paper_and_roll_kinds_end_to_end(system, sessions):  # noqa: F811
             time.sleep(0.5)
         status, html = http(f"{link}/invoice.html")
         assert status == 200 and f"<h1>{invoice_title(kind)}</h1>" in html, kind
+        while '"documents": true' not in http(f"{link}/status")[1]:  # the render stage draws the PDF after issuing
+            assert time.monotonic() < deadline, f"{kind}: no PDF"
+            time.sleep(0.2)
         image = pdfium.PdfDocument(fetch_bytes(f"{link}/invoice.pdf"))[0].render(scale=3).to_pil()
         [qr] = [b.text for b in zxingcpp.read_barcodes(image)]
         assert qr.startswith(f"01,{qr_kind_code(kind)},,"), (kind, qr)
