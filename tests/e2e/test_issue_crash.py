@@ -6,35 +6,24 @@ import collections
 import json
 import os
 import signal
-import threading
 import time
 
 import pytest
 from sqlalchemy import func, select
 
 from fapiao.adapters.db import InvoiceRow
-from fapiao.adapters.kafka import ensure_topics, free_port, producer
+from fapiao.adapters.kafka import ensure_topics, free_port
 from fapiao.testing import SystemProcess, TopicReader
-from tests.support.services import _accepted_and_submission
 from tests.support.http import _wait
+from tests.support.kafka import trickle
+from tests.support.services import _accepted_and_submission
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 N = 30
 
 
 def _trickle(s, events, pause=0.02):
-    """Send the submissions one by one in the background, so the worker is mid-stream (mid-batch) when killed."""
-    def send():
-        p = producer(s)
-        for ev in events:
-            p.send(s.topics["buyer.submitted"], key=ev.order_key.encode(), value=ev.model_dump_json().encode())
-            p.flush()
-            time.sleep(pause)
-        p.close()
-
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    return thread
+    return trickle(s, "buyer.submitted", events, pause)
 
 
 def _check_exactly_once(s, sessions, n):

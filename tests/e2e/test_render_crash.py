@@ -6,7 +6,6 @@ import collections
 import json
 import os
 import signal
-import threading
 import time
 from email import message_from_bytes, policy
 
@@ -15,10 +14,11 @@ from sqlalchemy import func, select
 
 from fapiao.adapters.db import DeliveryRow, InvoiceRow
 from fapiao.adapters.issuer import SandboxIssuer
-from fapiao.adapters.kafka import ensure_topics, free_port, producer
+from fapiao.adapters.kafka import ensure_topics, free_port
 from fapiao.services.issue import handle_submission
 from fapiao.testing import SystemProcess, TopicReader
 from tests.support.http import _wait
+from tests.support.kafka import trickle
 from tests.support.services import _accepted_and_submission
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
@@ -36,18 +36,7 @@ class CountingSmtp:
 
 
 def _trickle(s, events, pause=0.0):
-    """Publish the invoices.issued events one by one in the background, so the worker is mid-stream when killed."""
-    def send():
-        p = producer(s)
-        for ev in events:
-            p.send(s.topics["invoices.issued"], key=ev.order_key.encode(), value=ev.model_dump_json().encode())
-            p.flush()
-            time.sleep(pause)
-        p.close()
-
-    thread = threading.Thread(target=send, daemon=True)
-    thread.start()
-    return thread
+    return trickle(s, "invoices.issued", events, pause)
 
 
 def _rendered(sessions):
