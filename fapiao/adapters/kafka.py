@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -38,19 +39,45 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
-def free_port() -> int:
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_floor() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default; macOS starts at 49152, so this stays below it too
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
-def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports."""
-    for _ in range(50):
-        base = free_port()
-        if base + count < 65536 and not any(port_in_use(base + i) for i in range(1, count)):
+def free_ports(count: int = 1) -> int:
+    """The first of ``count`` consecutive loopback ports that are free now.
+
+    They are drawn from below the kernel's ephemeral range: a port that ``bind(0)`` or an outgoing connection
+    hands out can be taken again by the next connection before the listener it was meant for starts (CI once
+    lost a worker's /metrics port that way). Ports handed out by this process are not handed out again."""
+    floor = _ephemeral_floor()
+    low = 20000 if floor - count > 21000 else 1024
+    pick = random.SystemRandom()
+    for _ in range(500):
+        base = pick.randrange(low, floor - count)
+        block = range(base, base + count)
+        if not _HANDED_OUT.intersection(block) and all(_bindable(p) for p in block):
+            _HANDED_OUT.update(block)
             return base
-    raise BrokerError(f"no {count} consecutive free ports found")
+    raise BrokerError(f"no {count} consecutive free ports found below {floor}")
+
+
+def free_port() -> int:
+    return free_ports(1)
 
 
 class EmbeddedBroker:
