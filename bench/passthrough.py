@@ -9,8 +9,16 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 
 async def main(bootstrap: str, src: str, dst: str, group: str, fetch_max_wait_ms: str) -> None:
-    consumer = AIOKafkaConsumer(src, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest",
-                                rebalance_timeout_ms=6000, fetch_max_wait_ms=int(fetch_max_wait_ms), session_timeout_ms=6000, heartbeat_interval_ms=1000)
+    consumer = AIOKafkaConsumer(
+        src,
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        rebalance_timeout_ms=6000,
+        fetch_max_wait_ms=int(fetch_max_wait_ms),
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     await consumer.start()
     await producer.start()

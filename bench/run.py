@@ -159,10 +159,17 @@ def input_timestamps(settings: Settings, topic: str, keys: set[bytes]) -> dict[b
 
 def buyer_event(key: bytes) -> BuyerSubmitted:
     return BuyerSubmitted(
-        event_id=str(uuid.uuid4()), order_key=key.decode(), submission_id=str(uuid.uuid4()),
-        buyer=Buyer(buyer_type=BuyerType.enterprise, title="某某科技有限公司", tax_id="91440300358768292H",
-                    email="buyer@example.cn"),
-        invoice_kind=InvoiceKind.digital_normal)
+        event_id=str(uuid.uuid4()),
+        order_key=key.decode(),
+        submission_id=str(uuid.uuid4()),
+        buyer=Buyer(
+            buyer_type=BuyerType.enterprise,
+            title="某某科技有限公司",
+            tax_id="91440300358768292H",
+            email="buyer@example.cn",
+        ),
+        invoice_kind=InvoiceKind.digital_normal,
+    )
 
 
 class Prepared:
@@ -183,7 +190,7 @@ class Prepared:
 
         raw = orders(prefix, n)
         for i in range(0, n, 500):
-            ingest_pushes(self.sessions, [parse_push(v) for _, v in raw[i:i + 500]], self.minter)
+            ingest_pushes(self.sessions, [parse_push(v) for _, v in raw[i : i + 500]], self.minter)
         return [k for k, _ in raw]
 
     def submissions(self, prefix: str, n: int) -> list[tuple[bytes, bytes]]:
@@ -195,7 +202,7 @@ class Prepared:
         events = [buyer_event(k) for k in self._stored(prefix, n)]
         out = []
         for i in range(0, n, 200):
-            for outcomes in issue_submissions(self.sessions, self.issuer, events[i:i + 200]):
+            for outcomes in issue_submissions(self.sessions, self.issuer, events[i : i + 200]):
                 out += [(o.key, o.event.model_dump_json().encode()) for o in outcomes if o.stage == "invoices.issued"]
         return out
 
@@ -216,8 +223,12 @@ class Stage:
 def run_stage(stage: Stage, base: Settings) -> dict:
     """Drain ``n`` waiting inputs (throughput), then send ``paced_n`` at the paced rate (latency)."""
     tag = uuid.uuid4().hex[:6]
-    s = base.model_copy(update={"topic_prefix": f"{base.topic_prefix}-{stage.name}",
-                                "group_prefix": f"{base.group_prefix}-{stage.name}"})
+    s = base.model_copy(
+        update={
+            "topic_prefix": f"{base.topic_prefix}-{stage.name}",
+            "group_prefix": f"{base.group_prefix}-{stage.name}",
+        }
+    )
     in_topic, out_topic = _topic(s, stage.in_stage), _topic(s, stage.out_stage)
     ensure_topics(s, {in_topic: {}, out_topic: {}})
     drain = stage.payloads(f"B{stage.name[:2]}{tag}", stage.n)
@@ -237,9 +248,11 @@ def run_stage(stage: Stage, base: Settings) -> dict:
             peak.sample()
             for r in acc_reader.poll():
                 if r.key in ours:
-                    buyer_producer.send(s.topics["buyer.submitted"], key=r.key,
-                                        value=buyer_event(r.key).model_dump_json().encode())
+                    buyer_producer.send(
+                        s.topics["buyer.submitted"], key=r.key, value=buyer_event(r.key).model_dump_json().encode()
+                    )
             buyer_producer.flush()
+
     try:
         outs = collect(reader, {k for k, _ in drain}, timeout=600, tick=tick)
         rate = drain_rate(list(outs.values()))
@@ -252,8 +265,16 @@ def run_stage(stage: Stage, base: Settings) -> dict:
         ins = input_timestamps(s, in_topic, pkeys)
         p50, p99 = percentiles([pouts[k].timestamp - ins[k] for k in pouts])
         peak.sample()
-        return {"stage": stage.name, "count": stage.n, "throughput": rate, "paced_rate": paced_rate,
-                "paced_count": stage.paced_n, "p50_ms": p50, "p99_ms": p99, "peak_rss_mib": peak.kb / 1024}
+        return {
+            "stage": stage.name,
+            "count": stage.n,
+            "throughput": rate,
+            "paced_rate": paced_rate,
+            "paced_count": stage.paced_n,
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "peak_rss_mib": peak.kb / 1024,
+        }
     finally:
         reader.close()
         stop()
@@ -267,9 +288,18 @@ def _topic(s: Settings, stage: str) -> str:
 
 
 def passthrough(s: Settings):
-    p = subprocess.Popen([sys.executable, str(ROOT / "bench" / "passthrough.py"), s.bootstrap_servers,
-                          _topic(s, "bench.in"), _topic(s, "bench.out"), f"{s.group_prefix}-passthrough",
-                          str(s.fetch_max_wait_ms)], start_new_session=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "passthrough.py"),
+            s.bootstrap_servers,
+            _topic(s, "bench.in"),
+            _topic(s, "bench.out"),
+            f"{s.group_prefix}-passthrough",
+            str(s.fetch_max_wait_ms),
+        ],
+        start_new_session=True,
+    )
     return (lambda: (os.killpg(p.pid, signal.SIGTERM), p.wait())), p.pid
 
 
@@ -277,6 +307,7 @@ def worker(*args: str, log_dir: Path):
     def start(s: Settings):
         p = SystemProcess(s, "worker", *args, log=log_dir / f"{s.group_prefix}-{'-'.join(args)}.log")
         return p.stop, p.proc.pid
+
     return start
 
 
@@ -284,14 +315,43 @@ def stages(args, prepared: Prepared, log_dir: Path) -> list[Stage]:
     replicas = ("--replicas", str(args.ingest_replicas)) if args.ingest_replicas > 1 else ()
     return [
         Stage("ceiling", passthrough, "bench.in", "bench.out", args.orders, args.paced),
-        Stage("ingest", worker("order-ingest", *replicas, log_dir=log_dir), "orders.pushed", "orders.accepted",
-              args.orders, args.paced),
-        Stage("issue", worker("invoice-issue", log_dir=log_dir), "buyer.submitted", "invoices.issued",
-              args.issue_orders, args.issue_paced, prepared.submissions, paced_rate=args.issue_rate),
-        Stage("render", worker("render", log_dir=log_dir), "invoices.issued", "documents.rendered",
-              args.render_orders, args.render_paced, prepared.issued),
-        Stage("pipeline", worker("all", log_dir=log_dir), "orders.pushed", "delivery.completed",
-              args.pipeline_orders, args.pipeline_paced, paced_rate=args.pipeline_rate, buyer=True),
+        Stage(
+            "ingest",
+            worker("order-ingest", *replicas, log_dir=log_dir),
+            "orders.pushed",
+            "orders.accepted",
+            args.orders,
+            args.paced,
+        ),
+        Stage(
+            "issue",
+            worker("invoice-issue", log_dir=log_dir),
+            "buyer.submitted",
+            "invoices.issued",
+            args.issue_orders,
+            args.issue_paced,
+            prepared.submissions,
+            paced_rate=args.issue_rate,
+        ),
+        Stage(
+            "render",
+            worker("render", log_dir=log_dir),
+            "invoices.issued",
+            "documents.rendered",
+            args.render_orders,
+            args.render_paced,
+            prepared.issued,
+        ),
+        Stage(
+            "pipeline",
+            worker("all", log_dir=log_dir),
+            "orders.pushed",
+            "delivery.completed",
+            args.pipeline_orders,
+            args.pipeline_paced,
+            paced_rate=args.pipeline_rate,
+            buyer=True,
+        ),
     ]
 
 
@@ -302,16 +362,26 @@ def machine() -> str:
     except (OSError, StopIteration):
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, " \
-           f"Python {platform.python_version()}"
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB RAM, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def summary(results: list[dict]) -> dict:
     """The machine-readable result: one object per stage, each with exactly the keys of the module docstring."""
     ceiling = results[0]["throughput"]
-    return {r["stage"]: {"throughput": round(r["throughput"], 1), "ratio": round(r["throughput"] / ceiling, 4),
-                         "p50_ms": round(r["p50_ms"], 1), "p99_ms": round(r["p99_ms"], 1),
-                         "peak_rss_mib": round(r["peak_rss_mib"], 1), "count": r["count"]} for r in results}
+    return {
+        r["stage"]: {
+            "throughput": round(r["throughput"], 1),
+            "ratio": round(r["throughput"] / ceiling, 4),
+            "p50_ms": round(r["p50_ms"], 1),
+            "p99_ms": round(r["p99_ms"], 1),
+            "peak_rss_mib": round(r["peak_rss_mib"], 1),
+            "count": r["count"],
+        }
+        for r in results
+    }
 
 
 def parse_args(argv=None):
@@ -321,8 +391,11 @@ def parse_args(argv=None):
     ap.add_argument("--database", help="SQLAlchemy URL (e.g. postgresql://…); default: SQLite in a temporary folder")
     ap.add_argument("--bootstrap", help="host:port of an external Kafka; default: start an embedded broker")
     ap.add_argument("--out", type=Path, help="the Markdown report (default: docs/benchmarks.md, except with --quick)")
-    ap.add_argument("--stages", default=",".join(STAGE_NAMES),
-                    help="comma-separated subset to run (the ceiling always runs: ratios need it)")
+    ap.add_argument(
+        "--stages",
+        default=",".join(STAGE_NAMES),
+        help="comma-separated subset to run (the ceiling always runs: ratios need it)",
+    )
     ap.add_argument("--ingest-replicas", type=int, default=1, help="order-ingest processes (fapiao worker --replicas)")
     ap.add_argument("--orders", type=int, help="orders drained for ceiling and ingest")
     ap.add_argument("--paced", type=int, help="messages paced for ceiling and ingest latency")
@@ -335,10 +408,26 @@ def parse_args(argv=None):
     ap.add_argument("--pipeline-paced", type=int, help="orders paced for pipeline latency")
     ap.add_argument("--pipeline-rate", type=float, default=50.0, help="paced orders/s (issue #11 target: 50)")
     args = ap.parse_args(argv)
-    defaults = dict(orders=3000, paced=600, issue_orders=2000, issue_paced=600, render_orders=600, render_paced=300,
-                    pipeline_orders=600, pipeline_paced=300)
-    quick = dict(orders=1500, paced=300, issue_orders=600, issue_paced=300, render_orders=200, render_paced=100,
-                 pipeline_orders=300, pipeline_paced=150)
+    defaults = dict(
+        orders=3000,
+        paced=600,
+        issue_orders=2000,
+        issue_paced=600,
+        render_orders=600,
+        render_paced=300,
+        pipeline_orders=600,
+        pipeline_paced=300,
+    )
+    quick = dict(
+        orders=1500,
+        paced=300,
+        issue_orders=600,
+        issue_paced=300,
+        render_orders=200,
+        render_paced=100,
+        pipeline_orders=300,
+        pipeline_paced=150,
+    )
     for k, v in (quick if args.quick else defaults).items():
         if getattr(args, k) is None:
             setattr(args, k, v)
@@ -363,10 +452,17 @@ def main(argv=None) -> None:
     smtp = Controller(Sink(), hostname="127.0.0.1", port=free_port())
     smtp.start()
     tag = uuid.uuid4().hex[:6]
-    settings = Settings(_env_file=None, kafka_bootstrap=args.bootstrap or broker.bootstrap,
-                        database_url=args.database or f"sqlite:///{tmp / 'bench.db'}", data_dir=tmp / "var",
-                        topic_prefix=f"bench{tag}", group_prefix=f"bench{tag}", smtp_port=smtp.port,
-                        http_port=free_port(), worker_port=free_ports(len(WORKER_NAMES) * max(1, args.ingest_replicas)))
+    settings = Settings(
+        _env_file=None,
+        kafka_bootstrap=args.bootstrap or broker.bootstrap,
+        database_url=args.database or f"sqlite:///{tmp / 'bench.db'}",
+        data_dir=tmp / "var",
+        topic_prefix=f"bench{tag}",
+        group_prefix=f"bench{tag}",
+        smtp_port=smtp.port,
+        http_port=free_port(),
+        worker_port=free_ports(len(WORKER_NAMES) * max(1, args.ingest_replicas)),
+    )
     results = []
     started = time.monotonic()
     try:
@@ -377,8 +473,11 @@ def main(argv=None) -> None:
         for stage in (st for st in stages(args, Prepared(settings), tmp) if st.name in wanted):
             results.append(run_stage(stage, settings))
             r = results[-1]
-            print(f"{r['stage']}: {r['throughput']:.0f}/s drained ({r['count']}), p50/p99 {r['p50_ms']:.0f}/"
-                  f"{r['p99_ms']:.0f} ms at {r['paced_rate']:.0f}/s, peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
+            print(
+                f"{r['stage']}: {r['throughput']:.0f}/s drained ({r['count']}), p50/p99 {r['p50_ms']:.0f}/"
+                f"{r['p99_ms']:.0f} ms at {r['paced_rate']:.0f}/s, peak RSS {r['peak_rss_mib']:.0f} MiB",
+                flush=True,
+            )
     finally:
         smtp.stop()
         if broker:
@@ -418,7 +517,9 @@ def report(results: list[dict], settings: Settings, out: Path, mails: int) -> No
         "absolute figures.\n\n"
         f"- machine: {machine()}\n- database: {db}; partitions per topic: {settings.topic_partitions}\n"
         f"- run at: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; e-mails received by the bench SMTP server: {mails}\n\n"
-        + table + "\n" + kept,
+        + table
+        + "\n"
+        + kept,
         encoding="utf-8",
     )
     print(f"wrote {out}")

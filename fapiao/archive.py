@@ -49,8 +49,10 @@ def run_archive(settings: Settings, root: Path, echo=print) -> None:
                         log.warning("skipping %s[%s]@%s: %s", record.topic, record.partition, record.offset, exc)
                         continue
                     written = archive_invoice(root, event)
-                    echo(f"{'archived' if written else 'skipped'} {event.invoice.number} "
-                         f"({record.partition}@{record.offset})")
+                    echo(
+                        f"{'archived' if written else 'skipped'} {event.invoice.number} "
+                        f"({record.partition}@{record.offset})"
+                    )
             if batch:
                 consumer.commit()
     finally:

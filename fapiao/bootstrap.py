@@ -47,8 +47,9 @@ class Bootstrap:
         s = self.settings
         if s.issuer == "http":
             assert s.issuer_url, "Settings refuses FAPIAO_ISSUER=http without FAPIAO_ISSUER_URL"
-            return HttpIssuer(s.issuer_url, s.issuer_token.get_secret_value() if s.issuer_token else None,
-                              s.issuer_timeout)
+            return HttpIssuer(
+                s.issuer_url, s.issuer_token.get_secret_value() if s.issuer_token else None, s.issuer_timeout
+            )
         return SandboxIssuer(self.sessions)
 
     @cached_property
@@ -67,9 +68,14 @@ class Bootstrap:
     @cached_property
     def delivery_config(self) -> DeliveryConfig:
         s = self.settings
-        return DeliveryConfig(sender=s.mail_from, link_secret=s.link_secret.get_secret_value().encode(),
-                              base_url=s.base_url, link_days=s.download_link_days,
-                              templates=MessageTemplates(s.templates_dir), retry=s.delivery_retry)
+        return DeliveryConfig(
+            sender=s.mail_from,
+            link_secret=s.link_secret.get_secret_value().encode(),
+            base_url=s.base_url,
+            link_days=s.download_link_days,
+            templates=MessageTemplates(s.templates_dir),
+            retry=s.delivery_retry,
+        )
 
     def close(self) -> None:
         """Dispose the database engine if one was built (its pooled connections close); safe to call twice."""

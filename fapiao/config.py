@@ -53,7 +53,9 @@ class Settings(BaseSettings):
     topic_prefix: str = Field("fapiao", pattern=r"^[A-Za-z0-9._-]{1,100}$", description="Prefix of every topic.")
     topic_partitions: int = Field(4, ge=1, le=1000, description="Partitions of each topic created by fapiao.")
     topic_replication: int = Field(1, ge=1, le=10, description="Replication factor of created topics.")
-    group_prefix: str = Field("fapiao", pattern=r"^[A-Za-z0-9._-]{1,100}$", description="Consumer group prefix (`{prefix}-order-ingest`, …).")
+    group_prefix: str = Field(
+        "fapiao", pattern=r"^[A-Za-z0-9._-]{1,100}$", description="Consumer group prefix (`{prefix}-order-ingest`, …)."
+    )
     broker_rebalance_timeout: float = Field(6.0, gt=0, description="Seconds; short so a group forms quickly.")
     broker_session_timeout: float = Field(
         6.0, description="Seconds before a dead member is evicted (Kafka's limits: 6 to 1800)."
@@ -65,12 +67,17 @@ class Settings(BaseSettings):
         100, ge=1, le=10000, description="Longest a consumer fetch waits for data (Faust hard-codes 1500)."
     )
     ingest_fetch_max_wait_ms: int = Field(
-        20, ge=1, le=10000,
+        20,
+        ge=1,
+        le=10000,
         description="The same for order-ingest, the front door a merchant waits on for the link: shorter, so its p99 "
         "stays under 100 ms (idle, it costs ~2% of a core more than the 100 ms the other workers use).",
     )
     line_tax_tolerance: Decimal = Field(
-        LINE_TAX_TOLERANCE, ge=Decimal("0.01"), le=Decimal("0.06"), decimal_places=2,
+        LINE_TAX_TOLERANCE,
+        ge=Decimal("0.01"),
+        le=Decimal("0.06"),
+        decimal_places=2,
         description="Largest |amount × rate − tax| a pushed order line may show (00608); 0.01 on newer devices.",
     )
     merchant_cache_seconds: float = Field(
@@ -80,9 +87,11 @@ class Settings(BaseSettings):
         1000, ge=1, le=100_000, description="Lines per pushed bill; more is refused with 00630 (split the order)."
     )
     intake_max_bill_bytes: int = Field(
-        512 * 1024, ge=1024, le=64 * 2**20,
+        512 * 1024,
+        ge=1024,
+        le=64 * 2**20,
         description="UTF-8 bytes of one pushed bill; more is refused with 00631. Its orders.accepted must fit the "
-                    "broker's message size (Kafka's default 1 MB).",
+        "broker's message size (Kafka's default 1 MB).",
     )
     intake_max_field_chars: int = Field(
         500, ge=230, le=100_000, description="Characters of any text field of a pushed bill; more: 00632."
@@ -93,14 +102,17 @@ class Settings(BaseSettings):
     )
 
     http_host: str = Field("127.0.0.1", description="Address the HTTP gateway binds.")
-    http_port: int = Field(8080, ge=1, le=65535, description="Port of the HTTP gateway (H5 pages, API, /healthz, /readyz).")
+    http_port: int = Field(
+        8080, ge=1, le=65535, description="Port of the HTTP gateway (H5 pages, API, /healthz, /readyz)."
+    )
     public_base_url: str | None = Field(
         None, description="Base URL printed in QR links. Empty: `http://{http_host}:{http_port}`."
     )
     env: str = Field(
-        "development", pattern=r"^(development|production)$",
+        "development",
+        pattern=r"^(development|production)$",
         description="`development` (dev defaults allowed) or `production`: refuses to start with the default or a "
-                    "short `FAPIAO_LINK_SECRET` / `FAPIAO_ADMIN_TOKEN`, and the admin cookie is `Secure`.",
+        "short `FAPIAO_LINK_SECRET` / `FAPIAO_ADMIN_TOKEN`, and the admin cookie is `Secure`.",
     )
     link_secret: SecretStr = Field(
         DEV_LINK_SECRET,
@@ -117,21 +129,31 @@ class Settings(BaseSettings):
     smtp_security: SmtpSecurity = Field(SmtpSecurity.none, description="`none`, `starttls` or `ssl`.")
     smtp_user: str | None = Field(None, description="SMTP login, if the server wants one.")
     smtp_password: SecretStr | None = Field(None, description="SMTP password.")
-    smtp_ca_file: Path | None = Field(None, description="CA bundle that signs the SMTP server's certificate, if private.")
+    smtp_ca_file: Path | None = Field(
+        None, description="CA bundle that signs the SMTP server's certificate, if private."
+    )
     smtp_timeout: float = Field(10.0, gt=0, description="Seconds per SMTP conversation.")
     mail_from: str = Field("fapiao@localhost", description="From address of invoice e-mail.")
 
     sms_gateway_url: str | None = Field(
-        None, description="HTTP endpoint that sends SMS (POST JSON `phone`, `message`). Empty: SMS requests fail as not configured."
+        None,
+        description="HTTP endpoint that sends SMS (POST JSON `phone`, `message`). Empty: SMS requests fail as not configured.",
     )
     sms_timeout: float = Field(5.0, gt=0, description="Seconds per SMS gateway request.")
     templates_dir: Path | None = Field(
-        None, description="Merchant message templates: `{dir}/{seller tax id}/email_subject.txt`, `email_body.txt`, `sms.txt`."
+        None,
+        description="Merchant message templates: `{dir}/{seller tax id}/email_subject.txt`, `email_body.txt`, `sms.txt`.",
     )
     download_link_days: int = Field(30, ge=1, le=3650, description="Days a download link in a message stays valid.")
 
-    issuer: str = Field("sandbox", pattern=r"^(sandbox|http)$", description="`sandbox` (built-in 数电 issuer) or `http` (an external issuing API).")
-    issuer_url: str | None = Field(None, description="Base URL of the external issuing API; needed with `FAPIAO_ISSUER=http`.")
+    issuer: str = Field(
+        "sandbox",
+        pattern=r"^(sandbox|http)$",
+        description="`sandbox` (built-in 数电 issuer) or `http` (an external issuing API).",
+    )
+    issuer_url: str | None = Field(
+        None, description="Base URL of the external issuing API; needed with `FAPIAO_ISSUER=http`."
+    )
     issuer_token: SecretStr | None = Field(None, description="Bearer token for the issuing API.")
     issuer_timeout: float = Field(10.0, gt=0, description="Seconds per issuing request.")
 
@@ -147,10 +169,13 @@ class Settings(BaseSettings):
         False, description="The buyer may 重开 through the original QR link after a full 红冲 for 开票有误."
     )
     reversal_check_interval: float = Field(
-        60.0, gt=0, description="How often invoice-issue voids 红字确认单 unconfirmed for 72 h and re-sends lost confirmations."
+        60.0,
+        gt=0,
+        description="How often invoice-issue voids 红字确认单 unconfirmed for 72 h and re-sends lost confirmations.",
     )
     delivery_retry_base: float = Field(
-        _RETRY.base.total_seconds(), gt=0,
+        _RETRY.base.total_seconds(),
+        gt=0,
         description="Seconds before the first retry of an e-mail/SMS that failed transiently; doubles each try.",
     )
     delivery_retry_max_delay: float = Field(
@@ -160,13 +185,15 @@ class Settings(BaseSettings):
         _RETRY.max_attempts, ge=1, le=1000, description="Tries of one delivery before it is recorded as failed."
     )
     delivery_retry_max_age: float = Field(
-        _RETRY.max_age.total_seconds(), gt=0,
+        _RETRY.max_age.total_seconds(),
+        gt=0,
         description="Seconds after which a delivery still failing transiently is recorded as failed.",
     )
     delivery_lease: float = Field(
-        _RETRY.lease.total_seconds(), gt=0,
+        _RETRY.lease.total_seconds(),
+        gt=0,
         description="Seconds a delivery may stay `sending`; after that (a crashed worker) it is tried again. "
-                    "At least 3 x FAPIAO_SMTP_TIMEOUT.",
+        "At least 3 x FAPIAO_SMTP_TIMEOUT.",
     )
     delivery_retry_interval: float = Field(
         5.0, gt=0, description="How often the delivery worker looks for deliveries whose retry is due."
@@ -174,29 +201,48 @@ class Settings(BaseSettings):
 
     worker_host: str = Field("127.0.0.1", description="Address a worker's /metrics, /healthz and /readyz bind.")
     worker_port: int = Field(
-        6066, ge=1, le=65535,
+        6066,
+        ge=1,
+        le=65535,
         description="Port of a worker's HTTP endpoints (`worker all`: this and the next ones, one port per worker).",
     )
     worker_replicas: int = Field(
-        1, ge=1, le=64,
+        1,
+        ge=1,
+        le=64,
         description="Processes per worker kind started by `fapiao worker NAME` on this machine; they share the "
-                    "partitions through the consumer group. Replica i serves /metrics on worker_port + i.",
+        "partitions through the consumer group. Replica i serves /metrics on worker_port + i.",
     )
     lag_interval: float = Field(15.0, gt=0, description="Seconds between consumer-lag readings for /metrics.")
     lag_exporter_port: int = Field(
-        6065, ge=1, le=65535, description="Port of `fapiao lag-exporter`'s /metrics, /healthz and /readyz (the one lag exporter)."
+        6065,
+        ge=1,
+        le=65535,
+        description="Port of `fapiao lag-exporter`'s /metrics, /healthz and /readyz (the one lag exporter).",
     )
 
     log_level: str = Field(
-        "warn", pattern=r"^(debug|info|warn|error|crit)$", description="Log level (`debug`, `info`, `warn`, `error`, `crit`)."
+        "warn",
+        pattern=r"^(debug|info|warn|error|crit)$",
+        description="Log level (`debug`, `info`, `warn`, `error`, `crit`).",
     )
     log_format: str = Field(
-        "auto", pattern=r"^(auto|json|text)$",
+        "auto",
+        pattern=r"^(auto|json|text)$",
         description="`json`: one object per line (containers); `text`: human-readable; `auto`: text on a terminal, else JSON.",
     )
 
-    @field_validator("kafka_bootstrap", "database_url", "public_base_url", "sms_gateway_url", "templates_dir", "smtp_ca_file", "issuer_url",
-                     "admin_token", mode="before")
+    @field_validator(
+        "kafka_bootstrap",
+        "database_url",
+        "public_base_url",
+        "sms_gateway_url",
+        "templates_dir",
+        "smtp_ca_file",
+        "issuer_url",
+        "admin_token",
+        mode="before",
+    )
     @classmethod
     def _empty_is_unset(cls, v: object) -> object:
         return None if isinstance(v, str) and not v.strip() else v
@@ -222,12 +268,15 @@ class Settings(BaseSettings):
         if link == DEV_LINK_SECRET.get_secret_value():
             problems.append("FAPIAO_LINK_SECRET: the development default signs links anyone can forge; set your own")
         elif len(link) < PRODUCTION_SECRET_CHARS:
-            problems.append(f"FAPIAO_LINK_SECRET: at least {PRODUCTION_SECRET_CHARS} characters in production "
-                            f"(got {len(link)})")
+            problems.append(
+                f"FAPIAO_LINK_SECRET: at least {PRODUCTION_SECRET_CHARS} characters in production (got {len(link)})"
+            )
         token = self.admin_token.get_secret_value() if self.admin_token else None
         if token is not None and len(token) < PRODUCTION_SECRET_CHARS:
-            problems.append(f"FAPIAO_ADMIN_TOKEN: at least {PRODUCTION_SECRET_CHARS} characters in production "
-                            f"(got {len(token)}), or leave it empty to close the admin")
+            problems.append(
+                f"FAPIAO_ADMIN_TOKEN: at least {PRODUCTION_SECRET_CHARS} characters in production "
+                f"(got {len(token)}), or leave it empty to close the admin"
+            )
         if problems:
             raise ValueError("FAPIAO_ENV=production: " + "; ".join(problems))
         return self
@@ -262,11 +311,13 @@ class Settings(BaseSettings):
 
     @property
     def delivery_retry(self) -> RetryPolicy:
-        return RetryPolicy(base=timedelta(seconds=self.delivery_retry_base),
-                           max_delay=timedelta(seconds=self.delivery_retry_max_delay),
-                           max_attempts=self.delivery_retry_max_attempts,
-                           max_age=timedelta(seconds=self.delivery_retry_max_age),
-                           lease=timedelta(seconds=self.delivery_lease))
+        return RetryPolicy(
+            base=timedelta(seconds=self.delivery_retry_base),
+            max_delay=timedelta(seconds=self.delivery_retry_max_delay),
+            max_attempts=self.delivery_retry_max_attempts,
+            max_age=timedelta(seconds=self.delivery_retry_max_age),
+            lease=timedelta(seconds=self.delivery_lease),
+        )
 
     @property
     def embedded_kafka(self) -> bool:
@@ -308,7 +359,9 @@ def load_settings(**overrides: Any) -> Settings:
         for err in exc.errors():
             field = ".".join(str(p) for p in err["loc"])
             if field:
-                lines.append(f"FAPIAO_{field.upper()}: {err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})")
+                lines.append(
+                    f"FAPIAO_{field.upper()}: {err['msg'].removeprefix('Value error, ')} (got {err.get('input')!r})"
+                )
             else:  # a rule across variables; its message names them
                 lines.append(err["msg"].removeprefix("Value error, "))
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None

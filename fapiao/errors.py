@@ -18,5 +18,9 @@ class Transient(Exception):
 def transient_retries(tries: int) -> Retrying:
     """The synchronous retry policy for Transient errors: bounded, jittered exponential backoff (tenacity).
     Only wrap idempotent calls in it."""
-    return Retrying(retry=retry_if_exception_type(Transient), stop=stop_after_attempt(tries),
-                    wait=wait_random_exponential(multiplier=0.1, max=1.0), reraise=True)
+    return Retrying(
+        retry=retry_if_exception_type(Transient),
+        stop=stop_after_attempt(tries),
+        wait=wait_random_exponential(multiplier=0.1, max=1.0),
+        reraise=True,
+    )

@@ -30,17 +30,41 @@ class WorkerSpec:
 
 
 WORKERS: tuple[WorkerSpec, ...] = (
-    WorkerSpec("order-ingest", "workers.order_ingest", ("orders.pushed",), ("orders.accepted", "orders.rejected"),
-               "orders.pushed → orders.accepted (QR link) | orders.rejected"),
-    WorkerSpec("invoice-issue", "workers.invoice_issue", ("buyer.submitted", "reversals.confirmed", "orders.rejected"),
-               ("invoices.issued", "invoices.failed", "reversals.cancelled"),
-               "buyer.submitted → invoices.issued | invoices.failed; reversals.confirmed → red invoice"),
-    WorkerSpec("render", "workers.render", ("invoices.issued",), ("documents.rendered", "delivery.requested"),
-               "invoices.issued → PDF + JSON + HTML → documents.rendered + delivery.requested"),
-    WorkerSpec("delivery", "workers.delivery", ("delivery.requested",), ("delivery.completed",),
-               "delivery.requested → e-mail / SMS → delivery.completed"),
-    WorkerSpec("callbacks", "workers.callbacks", ("orders.accepted", "orders.rejected", "invoices.issued"), (),
-               "results → POST to the business system's callback URL"),
+    WorkerSpec(
+        "order-ingest",
+        "workers.order_ingest",
+        ("orders.pushed",),
+        ("orders.accepted", "orders.rejected"),
+        "orders.pushed → orders.accepted (QR link) | orders.rejected",
+    ),
+    WorkerSpec(
+        "invoice-issue",
+        "workers.invoice_issue",
+        ("buyer.submitted", "reversals.confirmed", "orders.rejected"),
+        ("invoices.issued", "invoices.failed", "reversals.cancelled"),
+        "buyer.submitted → invoices.issued | invoices.failed; reversals.confirmed → red invoice",
+    ),
+    WorkerSpec(
+        "render",
+        "workers.render",
+        ("invoices.issued",),
+        ("documents.rendered", "delivery.requested"),
+        "invoices.issued → PDF + JSON + HTML → documents.rendered + delivery.requested",
+    ),
+    WorkerSpec(
+        "delivery",
+        "workers.delivery",
+        ("delivery.requested",),
+        ("delivery.completed",),
+        "delivery.requested → e-mail / SMS → delivery.completed",
+    ),
+    WorkerSpec(
+        "callbacks",
+        "workers.callbacks",
+        ("orders.accepted", "orders.rejected", "invoices.issued"),
+        (),
+        "results → POST to the business system's callback URL",
+    ),
 )
 
 WORKER_NAMES: tuple[str, ...] = tuple(w.name for w in WORKERS)

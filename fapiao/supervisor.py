@@ -33,8 +33,11 @@ def replica_ports(names: Sequence[str], replicas: int, base_port: int) -> list[t
     """(child name, worker name, /metrics port) of each process when every worker kind in ``names`` runs as
     ``replicas`` processes: replica ``r`` of the ``i``-th kind gets ``base_port + i * replicas + r``. One replica
     keeps the plain worker name (and the port layout of a single process per kind)."""
-    return [(name if replicas == 1 else f"{name}-{r + 1}", name, base_port + i * replicas + r)
-            for i, name in enumerate(names) for r in range(replicas)]
+    return [
+        (name if replicas == 1 else f"{name}-{r + 1}", name, base_port + i * replicas + r)
+        for i, name in enumerate(names)
+        for r in range(replicas)
+    ]
 
 
 def spawn_replicas(sup: "Supervisor", names: Sequence[str], replicas: int, base_port: int) -> None:
@@ -77,12 +80,23 @@ class Supervisor:
         quick = time.monotonic() - self._started[name] < self.stable_after
         self._deaths[name] = self._deaths.get(name, 0) + 1 if quick else 1
         if self._deaths[name] > self.give_up_after:
-            log.error("%s exited with %s, %d times in a row within %.0f s of starting; giving up and stopping "
-                      "everything", name, code, self._deaths[name], self.stable_after)
+            log.error(
+                "%s exited with %s, %d times in a row within %.0f s of starting; giving up and stopping everything",
+                name,
+                code,
+                self._deaths[name],
+                self.stable_after,
+            )
             return code or 1
         delay = min(self.max_backoff, self.backoff * 2 ** (self._deaths[name] - 1))
-        log.warning("%s exited with %s; restarting it in %g s (restart %d of at most %d in a row)", name, code, delay,
-                    self._deaths[name], self.give_up_after)
+        log.warning(
+            "%s exited with %s; restarting it in %g s (restart %d of at most %d in a row)",
+            name,
+            code,
+            delay,
+            self._deaths[name],
+            self.give_up_after,
+        )
         self._due[name] = time.monotonic() + delay
         return None
 

@@ -25,8 +25,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
             continue
         value = getattr(value, "get_secret_value", lambda: value)()
         env[f"FAPIAO_{name.upper()}"] = str(getattr(value, "value", value))
-    env.update(FAPIAO_KAFKA_BOOTSTRAP=settings.bootstrap_servers, FAPIAO_DATABASE_URL=settings.db_url,
-               PYTHONUNBUFFERED="1")
+    env.update(
+        FAPIAO_KAFKA_BOOTSTRAP=settings.bootstrap_servers, FAPIAO_DATABASE_URL=settings.db_url, PYTHONUNBUFFERED="1"
+    )
     return env
 
 

@@ -55,7 +55,9 @@ class BillLine(_Lenient):
     taxRate: Scalar = None
     taxAmount: Scalar = None
     zeroRateFlag: Scalar = Field(None, description="0% lines: 1 免税, 2 不征税, 3 普通零税率.")
-    preferentialPolicyFlag: Scalar = Field(None, description='优惠政策标识: "0" none, "1" a preferential policy applies.')
+    preferentialPolicyFlag: Scalar = Field(
+        None, description='优惠政策标识: "0" none, "1" a preferential policy applies.'
+    )
     vatSpecialManagement: Scalar = Field(None, description="增值税特殊管理 (e.g. 免税); needed when the flag is 1.")
 
 
@@ -67,8 +69,10 @@ class Bill(_Lenient):
     billDate: Scalar = None
     invoiceType: Scalar = None
     includeTaxFlag: Scalar = Field(None, description='"1": amounts include tax; "0": they exclude it.')
-    totalAmount: Scalar = Field(None, description="销售单金额: the sum of the line amounts (normal lines only when "
-                                                 "totalDiscountAmount is given).")
+    totalAmount: Scalar = Field(
+        None,
+        description="销售单金额: the sum of the line amounts (normal lines only when totalDiscountAmount is given).",
+    )
     totalDiscountAmount: Scalar = Field(None, description="订单总折扣金额 (optional); carried by the discount lines.")
     discountType: Scalar = Field(None, description="折扣方式; needed when totalDiscountAmount > 0.")
     invoiceAmount: Scalar = Field(None, description="开票金额 = totalAmount − totalDiscountAmount (optional).")

@@ -193,8 +193,11 @@ class Invoice(BaseModel):
     payee: str | None = None
     reviewer: str | None = None
     remark: str | None = None
-    red_of: str | None = Field(None, description="红字发票: number of the blue invoice it reverses; its amounts "
-                               "are negative. Absent on blue invoices.")
+    red_of: str | None = Field(
+        None,
+        description="红字发票: number of the blue invoice it reverses; its amounts "
+        "are negative. Absent on blue invoices.",
+    )
     red_confirmation_id: str | None = Field(None, description="红字发票: id of its 红字确认单 (fapiao.reversals.*).")
 
 

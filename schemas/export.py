@@ -22,8 +22,12 @@ def json_schemas() -> dict[str, dict]:
 def asyncapi(prefix: str = "fapiao") -> dict:
     schemas = json_schemas()
     channels, operations, messages = {}, {}, {}
-    consumers = {"orders.pushed": "order-ingest", "buyer.submitted": "invoice-issue", "delivery.requested": "delivery",
-                 "reversals.confirmed": "invoice-issue"}
+    consumers = {
+        "orders.pushed": "order-ingest",
+        "buyer.submitted": "invoice-issue",
+        "delivery.requested": "delivery",
+        "reversals.confirmed": "invoice-issue",
+    }
     for stage, schema in schemas.items():
         name = stage.replace(".", "_")
         model = TOPIC_MODELS[stage]
@@ -33,8 +37,11 @@ def asyncapi(prefix: str = "fapiao") -> dict:
             "summary": (model.__doc__ or "").strip().splitlines()[0],
             "contentType": "application/json",
             "headers": {"type": "object", "properties": {}},
-            "bindings": {"kafka": {"key": {"type": "string", "description": SETTINGS_KEY_DOC if stage == "settings"
-                                           else KEY_DOC}}},
+            "bindings": {
+                "kafka": {
+                    "key": {"type": "string", "description": SETTINGS_KEY_DOC if stage == "settings" else KEY_DOC}
+                }
+            },
             "payload": {"$ref": f"./jsonschema/{stage}.json"},
         }
         channels[name] = {
@@ -65,8 +72,10 @@ def asyncapi(prefix: str = "fapiao") -> dict:
 
 
 def rendered() -> dict[Path, str]:
-    out = {HERE / "jsonschema" / f"{stage}.json": json.dumps(s, indent=2, ensure_ascii=False) + "\n"
-           for stage, s in json_schemas().items()}
+    out = {
+        HERE / "jsonschema" / f"{stage}.json": json.dumps(s, indent=2, ensure_ascii=False) + "\n"
+        for stage, s in json_schemas().items()
+    }
     out[HERE / "asyncapi.json"] = json.dumps(asyncapi(), indent=2, ensure_ascii=False) + "\n"
     return out
 

@@ -42,5 +42,7 @@ class SettingsRecord(BaseModel):
     system_secret: str = Field("", description="The business system's HMAC secret (internal topic).")
     query_url: str | None = Field(None, description="The business system's order-query interface (mode 2).")
     preset: dict[str, str | None] | None = Field(
-        None, description="默认开票's preset sales order: goods_name, revenue_code, tax_rate, units, zero_rate_flag, "
-                          "amount_mode (any, fixed, max), amount.")
+        None,
+        description="默认开票's preset sales order: goods_name, revenue_code, tax_rate, units, zero_rate_flag, "
+        "amount_mode (any, fixed, max), amount.",
+    )

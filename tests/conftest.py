@@ -134,8 +134,13 @@ def admin_gateway(broker, settings, tmp_path):
     started = []
 
     def start(token=ADMIN_TOKEN):
-        s = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "http_port": free_port(),
-                                        "admin_token": SecretStr(token) if token else None})
+        s = settings.model_copy(
+            update={
+                "kafka_bootstrap": broker.bootstrap,
+                "http_port": free_port(),
+                "admin_token": SecretStr(token) if token else None,
+            }
+        )
         ensure_topics(s)
         started.append(SystemProcess(s, "gateway", log=tmp_path / f"gateway-{s.http_port}.log"))
         wait_http(f"{s.base_url}/healthz")
@@ -148,8 +153,9 @@ def admin_gateway(broker, settings, tmp_path):
 
 @pytest.fixture
 def system(broker, settings, sessions, smtp_server, http_stub, tmp_path):
-    s = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "http_port": free_port(),
-                                    "smtp_port": smtp_server.port})
+    s = settings.model_copy(
+        update={"kafka_bootstrap": broker.bootstrap, "http_port": free_port(), "smtp_port": smtp_server.port}
+    )
     ensure_topics(s)
     with sessions() as db:
         ensure_demo_merchant(db)

@@ -47,9 +47,14 @@ def source_font() -> Path:
 def locl_mapping(font: TTFont, language: str = LANGUAGE) -> dict[str, str]:
     """glyph name → glyph name: the single substitutions of the ``locl`` feature for ``language``, every script."""
     gsub = font["GSUB"].table
-    features = {i for sr in gsub.ScriptList.ScriptRecord for ls in sr.Script.LangSysRecord
-                if ls.LangSysTag == language for i in ls.LangSys.FeatureIndex
-                if gsub.FeatureList.FeatureRecord[i].FeatureTag == "locl"}
+    features = {
+        i
+        for sr in gsub.ScriptList.ScriptRecord
+        for ls in sr.Script.LangSysRecord
+        if ls.LangSysTag == language
+        for i in ls.LangSys.FeatureIndex
+        if gsub.FeatureList.FeatureRecord[i].FeatureTag == "locl"
+    }
     mapping: dict[str, str] = {}
     for i in sorted(features):
         for index in gsub.FeatureList.FeatureRecord[i].Feature.LookupListIndex:
@@ -82,8 +87,16 @@ def _to_truetype(font: TTFont) -> None:
     del font["CFF "]
     maxp = font["maxp"]
     maxp.tableVersion = 0x00010000
-    for attr in ("maxTwilightPoints", "maxStorage", "maxFunctionDefs", "maxInstructionDefs", "maxStackElements",
-                 "maxSizeOfInstructions", "maxComponentElements", "maxComponentDepth"):
+    for attr in (
+        "maxTwilightPoints",
+        "maxStorage",
+        "maxFunctionDefs",
+        "maxInstructionDefs",
+        "maxStackElements",
+        "maxSizeOfInstructions",
+        "maxComponentElements",
+        "maxComponentDepth",
+    ):
         setattr(maxp, attr, 0)
     maxp.maxZones = 1
     font["post"].formatType = 3.0  # no glyph names: they are CIDs anyway
@@ -97,8 +110,14 @@ def _rename(font: TTFont, source_version: str) -> None:
         if rec.nameID in (1, 3, 4, 5, 6, 16, 17):
             name.removeNames(nameID=rec.nameID)
     version = f"{source_version}; TrueType outlines, zh-Hans (locl ZHS) cmap, built by fapiao tools/build_cjk_font.py"
-    for name_id, text in ((1, FAMILY), (2, STYLE), (3, f"{PS_NAME};fapiao"), (4, f"{FAMILY} {STYLE}"),
-                          (5, version), (6, PS_NAME)):
+    for name_id, text in (
+        (1, FAMILY),
+        (2, STYLE),
+        (3, f"{PS_NAME};fapiao"),
+        (4, f"{FAMILY} {STYLE}"),
+        (5, version),
+        (6, PS_NAME),
+    ):
         name.setName(text, name_id, 3, 1, 0x409)
         name.setName(text, name_id, 1, 0, 0)
 

@@ -58,7 +58,9 @@ def create_app(settings: Settings, worker: str, deps: Bootstrap | None = None) -
         spec = worker_spec(worker)
     except KeyError as exc:
         raise ValueError(exc.args[0]) from None
-    _tune_consumer_fetch(settings.ingest_fetch_max_wait_ms if spec.name == "order-ingest" else settings.fetch_max_wait_ms)
+    _tune_consumer_fetch(
+        settings.ingest_fetch_max_wait_ms if spec.name == "order-ingest" else settings.fetch_max_wait_ms
+    )
     app = faust.App(
         spec.group(settings.group_prefix),
         broker=broker_urls(settings.bootstrap_servers),
@@ -84,8 +86,12 @@ def create_app(settings: Settings, worker: str, deps: Bootstrap | None = None) -
     return app
 
 
-FATAL_JOIN_ERRORS = ("InvalidSessionTimeoutError", "InconsistentGroupProtocolError", "InvalidGroupIdError",
-                     "GroupAuthorizationFailedError")
+FATAL_JOIN_ERRORS = (
+    "InvalidSessionTimeoutError",
+    "InconsistentGroupProtocolError",
+    "InvalidGroupIdError",
+    "GroupAuthorizationFailedError",
+)
 EX_CONFIG = 78  # sysexits.h: configuration error; the orchestrator sees a failed start, not a hung one
 
 
@@ -102,8 +108,9 @@ class FatalJoinWatch(logging.Handler):
         text = record.getMessage()
         if record.exc_info and record.exc_info[1] is not None:
             text += f" {type(record.exc_info[1]).__name__}: {record.exc_info[1]}"
-        if self.fatal is None and ("join group failed due to fatal error" in text
-                                   or any(name in text for name in FATAL_JOIN_ERRORS)):
+        if self.fatal is None and (
+            "join group failed due to fatal error" in text or any(name in text for name in FATAL_JOIN_ERRORS)
+        ):
             self.fatal = text
             self.on_fatal(text)
 
@@ -133,5 +140,7 @@ def run_worker(settings: Settings, worker: str) -> None:
     logging.getLogger("fapiao.worker").critical(
         "worker %s stopped: the broker refused its consumer group for good (%s); check "
         "FAPIAO_BROKER_SESSION_TIMEOUT against the broker's group.min/max.session.timeout.ms and the group's ACLs",
-        worker, watch.fatal)
+        worker,
+        watch.fatal,
+    )
     sys.exit(EX_CONFIG)

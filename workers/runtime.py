@@ -48,8 +48,14 @@ class Runtime:
         self.stage = consumed_stage
         names = settings.topics
         self.outputs: dict[str, Any] = {}
-        self._topic = lambda name: app.topic(name, key_type=bytes, value_type=bytes, value_serializer="raw",
-                                              key_serializer="raw", partitions=settings.topic_partitions)
+        self._topic = lambda name: app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            value_serializer="raw",
+            key_serializer="raw",
+            partitions=settings.topic_partitions,
+        )
         self.worker = app.conf.id
         self.source = self._topic(names[consumed_stage])
         self.dlq = self._topic(names.dlq(consumed_stage))
@@ -64,8 +70,12 @@ class Runtime:
         """Hand the outcomes to the producer; returns the futures that resolve when the broker has them. Straight
         to Faust's producer (aiokafka underneath): a Topic.send per event costs more than the event's encoding."""
         producer, names = self.app.producer, self.settings.topics
-        return [await producer.send(names[o.stage], o.key, o.event.model_dump_json().encode(), partition=None,
-                                    timestamp=None, headers=None) for o in outcomes]
+        return [
+            await producer.send(
+                names[o.stage], o.key, o.event.model_dump_json().encode(), partition=None, timestamp=None, headers=None
+            )
+            for o in outcomes
+        ]
 
     async def publish(self, outcomes: list[Outcome]) -> None:
         """Publish and wait until the broker has every outcome; raises what the producer raised."""
@@ -112,10 +122,15 @@ class Runtime:
     async def dead_letter(self, message, exc: BaseException, kind: str) -> None:
         """Write the record to ``<topic>.dlq`` and wait for the broker to have it. If that fails, exit the process
         (status 70) so the record is never acknowledged."""
-        ids = {"order_key": message.key.decode("utf-8", "replace") if message.key else None,
-               "topic": message.topic, "partition": message.partition, "offset": message.offset}
-        log.warning("dead-lettered %s[%s]@%s (%s): %s", message.topic, message.partition, message.offset, kind, exc,
-                    extra=ids)
+        ids = {
+            "order_key": message.key.decode("utf-8", "replace") if message.key else None,
+            "topic": message.topic,
+            "partition": message.partition,
+            "offset": message.offset,
+        }
+        log.warning(
+            "dead-lettered %s[%s]@%s (%s): %s", message.topic, message.partition, message.offset, kind, exc, extra=ids
+        )
         headers = self._headers(message, exc, kind)
         value = message.value
         if value is not None and len(value) > DLQ_MAX_VALUE:
@@ -124,8 +139,14 @@ class Runtime:
         try:
             await (await self.dlq.send(key=message.key, value=value, headers=headers))
         except Exception:
-            log.critical("cannot write the dead letter of %s[%s]@%s; exiting so it is not acknowledged",
-                         message.topic, message.partition, message.offset, exc_info=True, extra=ids)
+            log.critical(
+                "cannot write the dead letter of %s[%s]@%s; exiting so it is not acknowledged",
+                message.topic,
+                message.partition,
+                message.offset,
+                exc_info=True,
+                extra=ids,
+            )
             logging.shutdown()
             os._exit(70)
         DEAD_LETTERS.labels(self.worker, message.topic, kind).inc()

@@ -153,8 +153,16 @@ class InvoiceRow(Base):
     """Blue invoices (one per order and generation) and the red ones that reverse them (``red_of``)."""
 
     __tablename__ = "invoices"
-    __table_args__ = (Index("uq_invoices_blue_generation", "order_id", "generation", unique=True,
-                            postgresql_where=text("red_of IS NULL"), sqlite_where=text("red_of IS NULL")),)
+    __table_args__ = (
+        Index(
+            "uq_invoices_blue_generation",
+            "order_id",
+            "generation",
+            unique=True,
+            postgresql_where=text("red_of IS NULL"),
+            sqlite_where=text("red_of IS NULL"),
+        ),
+    )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"), index=True)
     seller_tax_id: Mapped[str] = mapped_column(String(20), index=True)
@@ -319,8 +327,12 @@ def lock_sellers(s: Session, seller_tax_ids) -> None:
     if not sellers or s.get_bind().dialect.name == "sqlite":
         return
     s.execute(pg_insert(IssueLockRow).values([{"seller_tax_id": x} for x in sellers]).on_conflict_do_nothing())
-    s.execute(select(IssueLockRow.seller_tax_id).where(IssueLockRow.seller_tax_id.in_(sellers))
-              .order_by(IssueLockRow.seller_tax_id).with_for_update())
+    s.execute(
+        select(IssueLockRow.seller_tax_id)
+        .where(IssueLockRow.seller_tax_id.in_(sellers))
+        .order_by(IssueLockRow.seller_tax_id)
+        .with_for_update()
+    )
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:

@@ -36,10 +36,12 @@ def client() -> httpx.Client:
     global _client
     with _lock:
         if _client is None or _client.is_closed:
-            _client = httpx.Client(follow_redirects=False, trust_env=False,
-                                   limits=httpx.Limits(max_connections=50, max_keepalive_connections=20,
-                                                       keepalive_expiry=30.0),
-                                   headers={"User-Agent": "fapiao"})
+            _client = httpx.Client(
+                follow_redirects=False,
+                trust_env=False,
+                limits=httpx.Limits(max_connections=50, max_keepalive_connections=20, keepalive_expiry=30.0),
+                headers={"User-Agent": "fapiao"},
+            )
         return _client
 
 
@@ -51,8 +53,9 @@ def close() -> None:
             _client = None
 
 
-def _exchange(method: str, url: str, *, content: bytes | None, headers: dict[str, str],
-              timeout: float) -> tuple[int, str]:
+def _exchange(
+    method: str, url: str, *, content: bytes | None, headers: dict[str, str], timeout: float
+) -> tuple[int, str]:
     try:
         with client().stream(method, url, content=content, headers=headers, timeout=timeout) as resp:
             body = bytearray()
@@ -77,8 +80,13 @@ def _exchange(method: str, url: str, *, content: bytes | None, headers: dict[str
 
 def post_json(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, str]:
     """POST ``body`` as JSON; (status, text) of a 2xx. Raises Transient or PermanentHttpError."""
-    return _exchange("POST", url, content=body, timeout=timeout,
-                     headers={"Content-Type": "application/json; charset=utf-8", **headers})
+    return _exchange(
+        "POST",
+        url,
+        content=body,
+        timeout=timeout,
+        headers={"Content-Type": "application/json; charset=utf-8", **headers},
+    )
 
 
 def get_json(url: str, timeout: float) -> dict:

@@ -61,7 +61,9 @@ class SandboxIssuer:
         answers: dict[str, tuple[str, datetime] | IssueRefused] = {}
         keys = list(dict.fromkeys(key for key, _ in items))
         for i in range(0, len(keys), 500):
-            for done in s.scalars(select(SandboxIssueRow).where(SandboxIssueRow.idempotency_key.in_(keys[i:i + 500]))):
+            for done in s.scalars(
+                select(SandboxIssueRow).where(SandboxIssueRow.idempotency_key.in_(keys[i : i + 500]))
+            ):
                 answers[done.idempotency_key] = (done.number, done.issued_at)
         wanted: dict[tuple[str, int], list[tuple[str, Invoice]]] = {}
         taken: set[str] = set()  # a key twice in items gets one number
@@ -76,8 +78,11 @@ class SandboxIssuer:
             taken.add(key)
             wanted.setdefault((draft.seller_tax_id, draft.issued_at.year), []).append((key, draft))
         for (seller_tax_id, year), group in wanted.items():
-            seq = s.scalar(select(SandboxSequenceRow).where(SandboxSequenceRow.seller_tax_id == seller_tax_id,
-                                                            SandboxSequenceRow.year == year).with_for_update())
+            seq = s.scalar(
+                select(SandboxSequenceRow)
+                .where(SandboxSequenceRow.seller_tax_id == seller_tax_id, SandboxSequenceRow.year == year)
+                .with_for_update()
+            )
             if seq is None:
                 seq = SandboxSequenceRow(seller_tax_id=seller_tax_id, year=year, last=0)
                 s.add(seq)
@@ -86,8 +91,11 @@ class SandboxIssuer:
                 # Sequences are per seller; the seller's place among sellers keeps numbers unique across sellers.
                 number = invoice_number(draft.issued_at, self.province, self.channel, seq.last)
                 number = number[:5] + _seller_prefix(seller_tax_id) + number[9:]
-                s.add(SandboxIssueRow(idempotency_key=key, seller_tax_id=seller_tax_id, number=number,
-                                      issued_at=draft.issued_at))
+                s.add(
+                    SandboxIssueRow(
+                        idempotency_key=key, seller_tax_id=seller_tax_id, number=number, issued_at=draft.issued_at
+                    )
+                )
                 answers[key] = (number, draft.issued_at)
         return [answers[key] for key, _ in items]
 
@@ -101,8 +109,9 @@ class HttpIssuer:
         self.url, self.token, self.timeout = url.rstrip("/"), token, timeout
 
     def issue(self, idempotency_key: str, draft: Invoice) -> tuple[str, datetime]:
-        body = json.dumps({"idempotency_key": idempotency_key, "invoice": draft.model_dump(mode="json")},
-                          ensure_ascii=False).encode()
+        body = json.dumps(
+            {"idempotency_key": idempotency_key, "invoice": draft.model_dump(mode="json")}, ensure_ascii=False
+        ).encode()
         headers = {"Idempotency-Key": idempotency_key}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"

@@ -102,9 +102,7 @@ class EmbeddedBroker:
             ) from None
 
         if port_in_use(self.port):
-            raise BrokerError(
-                f"port {self.port} is taken: stop what runs there or set FAPIAO_EMBEDDED_KAFKA_PORT"
-            )
+            raise BrokerError(f"port {self.port} is taken: stop what runs there or set FAPIAO_EMBEDDED_KAFKA_PORT")
         url = f"tcp://127.0.0.1:{self.port}"
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(
@@ -178,8 +176,9 @@ class TopicReader:
     """Reads topics from the beginning without a consumer group (so it changes no offsets)."""
 
     def __init__(self, settings: Settings, *topics: str):
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap_servers.split(","),
-                                      enable_auto_commit=False, consumer_timeout_ms=200)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=settings.bootstrap_servers.split(","), enable_auto_commit=False, consumer_timeout_ms=200
+        )
         self.tps = [TopicPartition(t, p) for t in topics for p in sorted(self.consumer.partitions_for_topic(t) or ())]
         self.consumer.assign(self.tps)
         self.consumer.seek_to_beginning(*self.tps)

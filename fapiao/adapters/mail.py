@@ -184,7 +184,15 @@ def read_mailbox(directory: Path, limit: int = 200) -> list[dict]:
     out = []
     for path in sorted(Path(directory).glob("*.eml"), reverse=True)[:limit]:
         msg = message_from_bytes(path.read_bytes(), policy=policy.default)
-        out.append({"name": path.name, "date": msg["Date"] or path.stem[:15], "from": msg["From"], "to": msg["To"],
-                    "subject": msg["Subject"], "attachments": [p.get_filename() for p in msg.iter_attachments()],
-                    "body": (msg.get_body(("plain",)) or msg).get_content() if msg.get_body(("plain",)) else ""})
+        out.append(
+            {
+                "name": path.name,
+                "date": msg["Date"] or path.stem[:15],
+                "from": msg["From"],
+                "to": msg["To"],
+                "subject": msg["Subject"],
+                "attachments": [p.get_filename() for p in msg.iter_attachments()],
+                "body": (msg.get_body(("plain",)) or msg).get_content() if msg.get_body(("plain",)) else "",
+            }
+        )
     return out

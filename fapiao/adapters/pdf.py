@@ -60,7 +60,7 @@ class _Slices:
     """A font table read by slices (all ReportLab's subsetter does with glyf), each slice copied out alone."""
 
     def __init__(self, data: memoryview, pos: int, length: int):
-        self.data = data[pos:pos + length]
+        self.data = data[pos : pos + length]
 
     def __getitem__(self, key: slice) -> bytes:
         return self.data[key].tobytes()
@@ -183,8 +183,14 @@ def render_invoice_pdf(inv: Invoice) -> bytes:
     """The invoice's PDF (one page, more when it has many lines). Pure: the same invoice gives the same bytes."""
     font = cjk_font()
     buf = io.BytesIO()
-    canvas = Canvas(buf, pagesize=(PAGE_W * mm, PAGE_H * mm), invariant=1, pageCompression=1,
-                    initialFontName=FONT, initialFontSize=9)
+    canvas = Canvas(
+        buf,
+        pagesize=(PAGE_W * mm, PAGE_H * mm),
+        invariant=1,
+        pageCompression=1,
+        initialFontName=FONT,
+        initialFontSize=9,
+    )
     canvas.setTitle(f"{invoice_title(inv.kind)} {inv.number}")
     canvas.setAuthor(inv.seller_name)
     p = _Page(canvas, font)
@@ -212,8 +218,16 @@ def render_invoice_pdf(inv: Invoice) -> bytes:
         for i, text in enumerate(lines):
             p.text(x + 2, top + 2 + 5 * i, half - 4, 5, text)
 
-    cols = [("项目名称", 58, "L"), ("规格型号", 24, "L"), ("单位", 12, "C"), ("数量", 18, "R"),
-            ("单价", 26, "R"), ("金额", 28, "R"), ("税率/征收率", 26, "R"), ("税额", 28, "R")]
+    cols = [
+        ("项目名称", 58, "L"),
+        ("规格型号", 24, "L"),
+        ("单位", 12, "C"),
+        ("数量", 18, "R"),
+        ("单价", 26, "R"),
+        ("金额", 28, "R"),
+        ("税率/征收率", 26, "R"),
+        ("税额", 28, "R"),
+    ]
     p.y = top + box + 2
     x = 10
     for title, w, _ in cols:
@@ -223,10 +237,16 @@ def render_invoice_pdf(inv: Invoice) -> bytes:
     p.y += 6
     for line in inv.lines:
         p.need(6)
-        values = [line.goods_name, line.specification or "", line.units or "",
-                  "" if line.quantity is None else f"{line.quantity.normalize():f}",
-                  "" if line.price is None else f"{line.price:f}", _money(line.amount), _rate(line),
-                  _money(line.tax_amount)]
+        values = [
+            line.goods_name,
+            line.specification or "",
+            line.units or "",
+            "" if line.quantity is None else f"{line.quantity.normalize():f}",
+            "" if line.price is None else f"{line.price:f}",
+            _money(line.amount),
+            _rate(line),
+            _money(line.tax_amount),
+        ]
         x = 10
         for (_, w, align), value in zip(cols, values):
             p.text(x, p.y, w, 6, value, align)

@@ -27,13 +27,26 @@ def deliveries_list(app: AppContext, include_failed: bool, as_json: bool) -> Non
     for r in rows:
         due = r.next_attempt_at.isoformat(timespec="seconds") if r.next_attempt_at else "-"
         if as_json:
-            click.echo(json.dumps({"request_id": r.request_id, "invoice_number": r.invoice_number,
-                                   "channel": r.channel, "to": r.target, "status": r.status,
-                                   "attempts": r.attempts, "next_attempt_at": r.next_attempt_at and due,
-                                   "error": r.error}, ensure_ascii=False))
+            click.echo(
+                json.dumps(
+                    {
+                        "request_id": r.request_id,
+                        "invoice_number": r.invoice_number,
+                        "channel": r.channel,
+                        "to": r.target,
+                        "status": r.status,
+                        "attempts": r.attempts,
+                        "next_attempt_at": r.next_attempt_at and due,
+                        "error": r.error,
+                    },
+                    ensure_ascii=False,
+                )
+            )
         else:
-            click.echo(f"{r.request_id}  {r.invoice_number}  {r.channel}:{r.target}  {r.status}  "
-                       f"attempts={r.attempts}  next={due}  {r.error or ''}")
+            click.echo(
+                f"{r.request_id}  {r.invoice_number}  {r.channel}:{r.target}  {r.status}  "
+                f"attempts={r.attempts}  next={due}  {r.error or ''}"
+            )
     if not as_json:
         n = waiting_counts(app.sessions)
         click.echo(f"{n['retrying']} waiting to retry, {n['queued']} not tried yet, {n['sending']} being sent")
@@ -54,8 +67,9 @@ def deliveries_retry(app: AppContext, request_ids: tuple[str, ...], everything: 
     missing = set(request_ids) - set(due)
     click.echo(f"{len(due)} delivery(ies) due now")
     if missing:
-        raise click.ClickException("not waiting" + (" or failed" if include_failed else "") + ": "
-                                   + ", ".join(sorted(missing)))
+        raise click.ClickException(
+            "not waiting" + (" or failed" if include_failed else "") + ": " + ", ".join(sorted(missing))
+        )
 
 
 COMMANDS = (deliveries,)

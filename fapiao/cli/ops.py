@@ -66,8 +66,9 @@ def schemas_export() -> None:
 @click.option("--samples", default=3, show_default=True, help="Observations before the first report.")
 @click.option("--window", default=10, show_default=True, help="Observations the status is judged on.")
 @pass_app
-def lag(app: AppContext, groups: tuple[str, ...], as_json: bool, watch: bool, interval: float, samples: int,
-        window: int) -> None:
+def lag(
+    app: AppContext, groups: tuple[str, ...], as_json: bool, watch: bool, interval: float, samples: int, window: int
+) -> None:
     """Consumer lag per group, topic and partition, with time lag and a Burrow-style status."""
     from fapiao.adapters.lag import snapshot
     from fapiao.services.lag import LagMonitor, render_table
@@ -89,8 +90,13 @@ def lag(app: AppContext, groups: tuple[str, ...], as_json: bool, watch: bool, in
 
 
 @click.command()
-@click.option("--to", "root", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder that receives <seller tax id>/<yyyy>/<mm>/<invoice number>.json|.pdf")
+@click.option(
+    "--to",
+    "root",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder that receives <seller tax id>/<yyyy>/<mm>/<invoice number>.json|.pdf",
+)
 @pass_app
 def archive(app: AppContext, root: Path) -> None:
     """Archive every issued invoice to a folder (its own consumer group; resumes where it stopped)."""
@@ -174,8 +180,9 @@ def dlq_replay(app: AppContext, refs: tuple[str, ...], everything: bool, stage: 
     if missing:
         raise click.ClickException(f"no dead-lettered message {', '.join(sorted(missing))}")
     with app.producer() as p:
-        done, skipped = replay(app.sessions, lambda t, k, v, h: p.send(t, key=k, value=v, headers=h), letters,
-                               force=force)
+        done, skipped = replay(
+            app.sessions, lambda t, k, v, h: p.send(t, key=k, value=v, headers=h), letters, force=force
+        )
     click.echo(f"replayed {len(done)}; skipped {len(skipped)} (already replayed: use --force)")
 
 
@@ -193,7 +200,9 @@ def callbacks_list(app: AppContext) -> None:
     rows = failed_callbacks(app.sessions)
     for r in rows:
         due = r.next_attempt_at.isoformat() if r.next_attempt_at else "never (permanent: fix and retry)"
-        click.echo(f"{r.event_id}  {r.business_system_code}  {r.kind}  attempts={r.attempts}  next={due}  {r.last_error}")
+        click.echo(
+            f"{r.event_id}  {r.business_system_code}  {r.kind}  attempts={r.attempts}  next={due}  {r.last_error}"
+        )
     click.echo(f"{len(rows)} failed callback(s)")
 
 
@@ -210,8 +219,9 @@ def callbacks_retry(app: AppContext, everything: bool) -> None:
     now = datetime.now(timezone.utc)
     if everything:
         make_all_due(app.sessions, now)
-    sent = retry_due(app.sessions, post_json, timeout=app.settings.callback_timeout, now=now + timedelta(seconds=1),
-                     limit=10_000)
+    sent = retry_due(
+        app.sessions, post_json, timeout=app.settings.callback_timeout, now=now + timedelta(seconds=1), limit=10_000
+    )
     click.echo(f"sent {sent}")
 
 

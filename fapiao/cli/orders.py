@@ -40,8 +40,11 @@ def _push_keys(raw: bytes) -> list[str]:
     except ValueError:
         return []
     bills = (doc.get("data") or [doc]) if isinstance(doc, dict) else []
-    return [order_key(str(b.get("sellerTaxpayerId", "")).strip(), str(b.get("billNo", "")).strip()).decode()
-            for b in bills if isinstance(b, dict)]
+    return [
+        order_key(str(b.get("sellerTaxpayerId", "")).strip(), str(b.get("billNo", "")).strip()).decode()
+        for b in bills
+        if isinstance(b, dict)
+    ]
 
 
 def wait_for_answers(s, keys: list[str], reader, timeout: float) -> dict[str, object]:
@@ -85,8 +88,12 @@ def _print_answers(keys: list[str], answers: dict, timeout: float) -> bool:
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="Check the orders with the intake rules locally; publish nothing.")
-@click.option("--wait/--no-wait", default=True, show_default=True,
-              help="Wait for each order's answer: print its link, or every error code with its message.")
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait for each order's answer: print its link, or every error code with its message.",
+)
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the answers.")
 @pass_app
 def push(app: AppContext, file: Path, dry_run: bool, wait: bool, timeout: float) -> None:
@@ -127,7 +134,6 @@ def push(app: AppContext, file: Path, dry_run: bool, wait: bool, timeout: float)
 # --- find and follow ---------------------------------------------------------------------------------------------
 
 
-
 def _date(value: str | None, name: str):
     from datetime import date
 
@@ -157,8 +163,11 @@ def orders_show(app: AppContext, bill_no: str, seller: str | None, as_json: bool
     if not found:
         raise click.ClickException(f"no order {bill_no}" + (f" of seller {seller}" if seller else ""))
     if as_json:
-        click.echo(json.dumps([d.as_json() for d in found] if len(found) > 1 else found[0].as_json(),
-                              ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps(
+                [d.as_json() for d in found] if len(found) > 1 else found[0].as_json(), ensure_ascii=False, indent=2
+            )
+        )
         return
     for d in found:
         o = d.summary
@@ -169,16 +178,20 @@ def orders_show(app: AppContext, bill_no: str, seller: str | None, as_json: bool
             red = f" red of {inv['red_of']}" if inv["red_of"] else ""
             click.echo(f"  invoice {inv['number'] or '-'}  {inv['status']}{red}  ¥{inv['total_with_tax']}")
         for c in d.confirmations:
-            click.echo(f"  红字确认单 {c['confirmation_id']}  {c['status_label']}  {c['reason']}  ¥{c['total_with_tax']}"
-                       f"  red {c['red_number'] or '-'}")
+            click.echo(
+                f"  红字确认单 {c['confirmation_id']}  {c['status_label']}  {c['reason']}  ¥{c['total_with_tax']}"
+                f"  red {c['red_number'] or '-'}"
+            )
         for step in d.timeline:
             at = f"{step.at:%Y-%m-%d %H:%M:%S}" if step.at else "-"
             click.echo(f"  {at}  {step.label}  {step.detail}")
 
 
 @orders.command("list")
-@click.option("--status", type=click.Choice(["accepted", "submitted", "awaiting_issue", "issued", "failed",
-                                             "reversed", "rejected"]))
+@click.option(
+    "--status",
+    type=click.Choice(["accepted", "submitted", "awaiting_issue", "issued", "failed", "reversed", "rejected"]),
+)
 @click.option("--seller", help="Seller tax ID.")
 @click.option("--kind", help="Invoice kind code, e.g. 10xdp.")
 @click.option("--since", help="From this day (YYYY-MM-DD, UTC).")
@@ -191,16 +204,30 @@ def orders_list(app: AppContext, status, seller, kind, since, until, page, per_p
     """Orders, newest first, filtered by state, seller, kind and date."""
     from fapiao.services.orders import list_orders
 
-    rows, total = list_orders(app.sessions, status=status, seller=seller, kind=kind,
-                              since=_date(since, "--since"), until=_date(until, "--until"), page=page,
-                              per_page=per_page)
+    rows, total = list_orders(
+        app.sessions,
+        status=status,
+        seller=seller,
+        kind=kind,
+        since=_date(since, "--since"),
+        until=_date(until, "--until"),
+        page=page,
+        per_page=per_page,
+    )
     if as_json:
-        click.echo(json.dumps({"total": total, "page": page, "per_page": per_page,
-                               "orders": [r.as_json() for r in rows]}, ensure_ascii=False, indent=2))
+        click.echo(
+            json.dumps(
+                {"total": total, "page": page, "per_page": per_page, "orders": [r.as_json() for r in rows]},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return
     for r in rows:
-        click.echo(f"{r.created_at:%Y-%m-%d %H:%M}  {r.key}  {r.status_label}  {r.kind or '-'}  ¥{r.total or '-'}"
-                   f"  {r.invoice_number or ''}")
+        click.echo(
+            f"{r.created_at:%Y-%m-%d %H:%M}  {r.key}  {r.status_label}  {r.kind or '-'}  ¥{r.total or '-'}"
+            f"  {r.invoice_number or ''}"
+        )
     click.echo(f"{len(rows)} of {total} order(s)")
 
 
@@ -239,8 +266,13 @@ def reverse() -> None:
 @click.argument("invoice_number")
 @click.option("--seller", required=True, help="Seller tax ID (must be the blue invoice's).")
 @click.option("--reason", required=True, help="开票有误 / 销货退回 / 服务中止 / 销售折让")
-@click.option("--line", "lines", multiple=True, help="Partial: LINE:amount=X (价税合计) or LINE:quantity=Y; "
-              "repeatable. None: the whole invoice (everything not reversed yet).")
+@click.option(
+    "--line",
+    "lines",
+    multiple=True,
+    help="Partial: LINE:amount=X (价税合计) or LINE:quantity=Y; "
+    "repeatable. None: the whole invoice (everything not reversed yet).",
+)
 @click.option("--request-id", help="Idempotency key: the same id is done once. Default: a new one.")
 @click.option("--confirmed", is_flag=True, help="The buyer has confirmed already: 已确认 at once.")
 @pass_app
@@ -252,20 +284,29 @@ def reverse_request(app: AppContext, invoice_number, seller, reason, lines, requ
     from fapiao.services.reversal import ReversalAsk, request_reversal
 
     try:
-        ask = ReversalAsk(seller_tax_id=seller, invoice_number=invoice_number, reason=reason,
-                          request_id=request_id or str(uuid.uuid4()),
-                          lines=line_requests([_parse_line(x) for x in lines]) if lines else None,
-                          requested_by="cli", confirmed=confirmed)
+        ask = ReversalAsk(
+            seller_tax_id=seller,
+            invoice_number=invoice_number,
+            reason=reason,
+            request_id=request_id or str(uuid.uuid4()),
+            lines=line_requests([_parse_line(x) for x in lines]) if lines else None,
+            requested_by="cli",
+            confirmed=confirmed,
+        )
         result = request_reversal(app.sessions, ask)
     except ReversalRefused as exc:
         _refused(exc)
     _publish(app, result.outcomes)
     c = result.confirmation
-    click.echo(f"红字确认单 {c.confirmation_id}  {STATES[c.status]}  {c.reason}  ¥{c.total_with_tax}"
-               f"{'  (request seen before: nothing new)' if result.repeated else ''}")
+    click.echo(
+        f"红字确认单 {c.confirmation_id}  {STATES[c.status]}  {c.reason}  ¥{c.total_with_tax}"
+        f"{'  (request seen before: nothing new)' if result.repeated else ''}"
+    )
     if c.status == "pending":
-        click.echo(f"  confirm by {c.lapses_at:%Y-%m-%d %H:%M} UTC: fapiao reverse confirm {c.confirmation_id} "
-                   f"--seller {seller}")
+        click.echo(
+            f"  confirm by {c.lapses_at:%Y-%m-%d %H:%M} UTC: fapiao reverse confirm {c.confirmation_id} "
+            f"--seller {seller}"
+        )
 
 
 @reverse.command("confirm")
@@ -327,8 +368,9 @@ def reissue(app: AppContext, bill_no: str, seller: str, fields: tuple[str, ...])
         for field, rule in result.items():
             click.echo(f"{field}: {rule}", err=True)
         raise SystemExit(1)
-    app.publish(app.settings.topics["buyer.submitted"], [(result.order_key.encode(),
-                                                           result.model_dump_json().encode())])
+    app.publish(
+        app.settings.topics["buyer.submitted"], [(result.order_key.encode(), result.model_dump_json().encode())]
+    )
     click.echo(f"{result.order_key}  重开: a new invoice for “{result.buyer.title}” is being issued")
 
 
@@ -357,11 +399,15 @@ def report(app: AppContext, month: str, seller: str | None, fmt: str) -> None:
     click.echo(f"{r.month}")
     for row in r.rows:
         rates = "  ".join(f"{float(k) * 100:g}%:{v}" for k, v in sorted(row.tax_by_rate.items()))
-        click.echo(f"{row.seller_tax_id}  {row.kind_name}  blue {row.blue.count} ¥{row.blue.with_tax}  "
-                   f"red {row.red.count} ¥{row.red.with_tax}  net ¥{row.net_with_tax}  tax {rates}")
+        click.echo(
+            f"{row.seller_tax_id}  {row.kind_name}  blue {row.blue.count} ¥{row.blue.with_tax}  "
+            f"red {row.red.count} ¥{row.red.with_tax}  net ¥{row.net_with_tax}  tax {rates}"
+        )
     for q in r.quotas:
-        click.echo(f"{q.seller_tax_id}  quota {q.limit if q.limit is not None else 'none'}  used {q.used}"
-                   f"  left {q.left if q.left is not None else '-'}")
+        click.echo(
+            f"{q.seller_tax_id}  quota {q.limit if q.limit is not None else 'none'}  used {q.used}"
+            f"  left {q.left if q.left is not None else '-'}"
+        )
 
 
 COMMANDS = (push, orders, reverse, reissue, report)

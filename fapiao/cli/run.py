@@ -33,9 +33,13 @@ WORKER_HELP = "Run one worker (its own consumer group), or all of them as child 
 
 @click.command(help=WORKER_HELP)
 @click.argument("name", type=click.Choice([*WORKER_NAMES, "all"]))
-@click.option("--replicas", type=click.IntRange(1, 64), default=None,
-              help="Processes of each worker kind on this machine, sharing the partitions through the consumer "
-                   "group; replica i serves /metrics on FAPIAO_WORKER_PORT + i. Default: FAPIAO_WORKER_REPLICAS.")
+@click.option(
+    "--replicas",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Processes of each worker kind on this machine, sharing the partitions through the consumer "
+    "group; replica i serves /metrics on FAPIAO_WORKER_PORT + i. Default: FAPIAO_WORKER_REPLICAS.",
+)
 @pass_app
 def worker(app: AppContext, name: str, replicas: int | None) -> None:
     s = app.settings
@@ -156,8 +160,9 @@ def dev(app: AppContext, with_demo: bool) -> None:
         if s.smtp_host in ("127.0.0.1", "localhost") and not port_in_use(s.smtp_port):
             mailbox = start_dev_mailbox(s.mail_dir, "127.0.0.1", s.smtp_port)
         admin_token = s.admin_token.get_secret_value() if s.admin_token else secrets.token_urlsafe(16)
-        env = dict(os.environ, FAPIAO_KAFKA_BOOTSTRAP=s.bootstrap_servers, FAPIAO_ADMIN_TOKEN=admin_token,
-                   PYTHONUNBUFFERED="1")
+        env = dict(
+            os.environ, FAPIAO_KAFKA_BOOTSTRAP=s.bootstrap_servers, FAPIAO_ADMIN_TOKEN=admin_token, PYTHONUNBUFFERED="1"
+        )
         setup_logging(s.log_level, s.log_format)  # the supervisor's own lines in the run's one format
         sup = Supervisor(env=env, restart=True)  # a worker that dies is restarted with backoff, not the end of dev
         spawn_workers(sup, s)

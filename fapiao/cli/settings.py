@@ -48,8 +48,10 @@ def add_system(app: AppContext, fields) -> None:
     """Add a business system: code= name= [enabled= query_url= callback_url=]; prints its signing secret."""
     from fapiao.services.settings_admin import create_business_system
 
-    _report(create_business_system(app.sessions, _fields(fields)),
-            lambda r: f"added business system {r.code}; secret {r.secret}")
+    _report(
+        create_business_system(app.sessions, _fields(fields)),
+        lambda r: f"added business system {r.code}; secret {r.secret}",
+    )
 
 
 @settings_group.command("add-qr")
@@ -96,9 +98,11 @@ def list_settings(app: AppContext) -> None:
     from fapiao.services.settings_admin import list_qr_settings, sync_status
 
     for r in list_qr_settings(app.sessions):
-        click.echo(f"{r.key}  org={r.org_code}  scan_type={r.scan_type}  kinds={','.join(r.kinds)}  "
-                   f"days={r.validity_days}  default_issue={r.default_issue}  enabled={r.enabled}  mode={r.link_mode}"
-                   + (f"  preset={describe(r.preset)}  link={app.settings.base_url}/p/{r.key}" if r.preset else ""))
+        click.echo(
+            f"{r.key}  org={r.org_code}  scan_type={r.scan_type}  kinds={','.join(r.kinds)}  "
+            f"days={r.validity_days}  default_issue={r.default_issue}  enabled={r.enabled}  mode={r.link_mode}"
+            + (f"  preset={describe(r.preset)}  link={app.settings.base_url}/p/{r.key}" if r.preset else "")
+        )
     last, unsynced = sync_status(app.sessions)
     click.echo(f"last synced: {last.isoformat() if last else 'never'}{'; unsynced changes' if unsynced else ''}")
 

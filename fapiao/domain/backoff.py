@@ -28,8 +28,9 @@ class RetryPolicy:
         ceiling = min(self.max_delay, self.base * 2 ** min(max(attempts - 1, 0), 40))
         return ceiling / 2 + ceiling / 2 * rand()
 
-    def next_attempt(self, attempts: int, first_at: datetime, now: datetime,
-                     rand: Callable[[], float] = random.random) -> datetime | None:
+    def next_attempt(
+        self, attempts: int, first_at: datetime, now: datetime, rand: Callable[[], float] = random.random
+    ) -> datetime | None:
         """When to try again after ``attempts`` failed tries of a job first seen at ``first_at``; ``None``: give
         up (out of attempts, or ``max_age`` reached). The last try falls exactly at ``max_age``."""
         deadline = first_at + self.max_age

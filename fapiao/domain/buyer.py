@@ -19,8 +19,14 @@ _PHONE = re.compile(r"^1\d{10}$")
 BUYER_TYPE_LABELS = {BuyerType.person: "个人", BuyerType.enterprise: "企业", BuyerType.non_enterprise: "非企业单位"}
 
 
-_FIELD_LABELS = {"title": "发票抬头", "tax_id": "购方税号", "address_tel": "地址电话", "bank_account": "开户行及账号",
-                "email": "邮箱", "phone": "手机号"}
+_FIELD_LABELS = {
+    "title": "发票抬头",
+    "tax_id": "购方税号",
+    "address_tel": "地址电话",
+    "bank_account": "开户行及账号",
+    "email": "邮箱",
+    "phone": "手机号",
+}
 
 _Errors = dict[str, str]
 _Get = Callable[[str], str]
@@ -103,7 +109,10 @@ def _check_tax_id(errors: _Errors, get: _Get, buyer_type: BuyerType | None, kind
 
 def _check_address_bank(errors: _Errors, get: _Get, kind: InvoiceKind) -> tuple[str, str]:
     address_tel, bank_account = get("address_tel"), get("bank_account")
-    for field, value, label in (("address_tel", address_tel, "地址电话"), ("bank_account", bank_account, "开户行及账号")):
+    for field, value, label in (
+        ("address_tel", address_tel, "地址电话"),
+        ("bank_account", bank_account, "开户行及账号"),
+    ):
         if field in errors:
             continue
         if len(value) > 100:
@@ -133,8 +142,9 @@ def _checked_email(email: str) -> tuple[str, str | None]:
     if len(email) > 100:
         return email, "邮箱不能超过100个字符"
     try:
-        checked = validate_email(email, check_deliverability=False, allow_quoted_local=False,
-                                 allow_domain_literal=False)
+        checked = validate_email(
+            email, check_deliverability=False, allow_quoted_local=False, allow_domain_literal=False
+        )
     except EmailNotValidError as exc:
         return email, f"邮箱格式不正确：{exc}"
     return checked.normalized, None

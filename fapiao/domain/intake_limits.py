@@ -49,16 +49,28 @@ def check_limits(bill: Bill, bill_bytes: int, limits: IntakeLimits) -> list[Viol
     out: list[Violation] = []
     lines = bill.billDetail or []
     if len(lines) > limits.max_lines:
-        out.append(Violation(code="00630", field="billDetail",
-                             message=f"销售单明细行数 {len(lines)} 超过上限 {limits.max_lines} 行，请拆分为多张销售单推送"))
+        out.append(
+            Violation(
+                code="00630",
+                field="billDetail",
+                message=f"销售单明细行数 {len(lines)} 超过上限 {limits.max_lines} 行，请拆分为多张销售单推送",
+            )
+        )
     if bill_bytes > limits.max_bill_bytes:
-        out.append(Violation(code="00631", field="billNo",
-                             message=f"销售单报文 {bill_bytes} 字节，超过上限 {limits.max_bill_bytes} 字节"))
+        out.append(
+            Violation(
+                code="00631",
+                field="billNo",
+                message=f"销售单报文 {bill_bytes} 字节，超过上限 {limits.max_bill_bytes} 字节",
+            )
+        )
     if bill_bytes <= limits.max_field_chars:
         return out
     too_long = _long_fields(bill, "", limits.max_field_chars)
     for i, line in enumerate(lines[: limits.max_lines]):
         too_long += _long_fields(line, f"billDetail[{i}].", limits.max_field_chars)
-    out += [Violation(code="00632", field=f, message=f"{f} 长度超过上限 {limits.max_field_chars} 个字符")
-            for f in too_long[:20]]
+    out += [
+        Violation(code="00632", field=f, message=f"{f} 长度超过上限 {limits.max_field_chars} 个字符")
+        for f in too_long[:20]
+    ]
     return out

@@ -39,8 +39,9 @@ def invoice_qr_payload(invoice: Invoice) -> str:
 
     Decisions where FACTS is UNCONFIRMED: the amount is 合计金额 (excluding tax, 2 places); the 4 hex characters
     are the CRC-16/CCITT-FALSE (``binascii.crc_hqx`` from 0xFFFF) of everything before them, upper case."""
-    head = (f"01,{qr_kind_code(invoice.kind)},,{invoice.number},{round2(invoice.total_amount)},"
-            f"{invoice.issued_at:%Y%m%d},,")
+    head = (
+        f"01,{qr_kind_code(invoice.kind)},,{invoice.number},{round2(invoice.total_amount)},{invoice.issued_at:%Y%m%d},,"
+    )
     return f"{head}{binascii.crc_hqx(head.encode(), 0xFFFF):04X}"
 
 

@@ -177,7 +177,11 @@ def _check_line_flags(v: _Collector, f: str, line: BillLine, rate: Decimal | Non
         v.add("00620", f"{f}.zeroRateFlag", "零税率标识只能用于税率为0的明细")
     policy = (line.preferentialPolicyFlag or "").strip()
     if policy and policy not in PREFERENTIAL_FLAGS:
-        v.add("00561", f"{f}.preferentialPolicyFlag", f"优惠使用标识参数错误：{line.preferentialPolicyFlag!r}，应为 0 或 1")
+        v.add(
+            "00561",
+            f"{f}.preferentialPolicyFlag",
+            f"优惠使用标识参数错误：{line.preferentialPolicyFlag!r}，应为 0 或 1",
+        )
     elif policy == "1" and _blank(line.vatSpecialManagement):
         v.add("00562", f"{f}.vatSpecialManagement", "发票使用标记为1时,增值税特殊管理不能为空")
     return flag
@@ -193,8 +197,15 @@ def _line_quantity_price(v: _Collector, f: str, line: BillLine) -> tuple[Decimal
     return qty, price
 
 
-def _line_tax(v: _Collector, f: str, line: BillLine, amount: Decimal | None, rate: Decimal | None,
-              include_tax: bool | None, tol: Decimal) -> tuple[Decimal | None, Decimal]:
+def _line_tax(
+    v: _Collector,
+    f: str,
+    line: BillLine,
+    amount: Decimal | None,
+    rate: Decimal | None,
+    include_tax: bool | None,
+    tol: Decimal,
+) -> tuple[Decimal | None, Decimal]:
     """The line's tax (as given and checked against amount × rate, or computed when omitted) and its error."""
     tax = None
     if not _blank(line.taxAmount):
@@ -337,8 +348,11 @@ def _check_amounts(v: _Collector, bill: Bill) -> tuple[Decimal | None, Decimal |
     elif discount:
         v.add("00550", "invoiceAmount", "销售单开票金额不能为空（有订单总折扣金额时必填）")
     if invoice_amount is not None and total is not None and total - (discount or 0) != invoice_amount:
-        v.add("00568", "invoiceAmount",
-              f"总金额减去折扣额不等于开票金额：{total} − {discount or Decimal('0.00')} ≠ {invoice_amount}")
+        v.add(
+            "00568",
+            "invoiceAmount",
+            f"总金额减去折扣额不等于开票金额：{total} − {discount or Decimal('0.00')} ≠ {invoice_amount}",
+        )
     return total, discount
 
 
@@ -488,8 +502,11 @@ def org_binding_violation(ctx: PushContext, seller_tax_id: str | None) -> Violat
     seller = normalise(seller_tax_id)
     if seller in ctx.bound_org_tax_ids:
         return None
-    return Violation(code=UNBOUND_ORG[0], field="sellerTaxpayerId",
-                     message=f"业务系统 {ctx.system.code} 未绑定开票方税号 {seller} 的组织，无权为其推送订单")
+    return Violation(
+        code=UNBOUND_ORG[0],
+        field="sellerTaxpayerId",
+        message=f"业务系统 {ctx.system.code} 未绑定开票方税号 {seller} 的组织，无权为其推送订单",
+    )
 
 
 def key_tax_id_warning(setting_tax_id: str, order_tax_id: str) -> Violation | None:

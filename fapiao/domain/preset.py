@@ -57,15 +57,21 @@ def check_preset(raw: Mapping[str, Any]) -> tuple[dict[str, str | None], dict[st
     if mode not in AMOUNT_MODES:
         errors["preset_amount_mode"] = "金额方式只能是 any（任意）、fixed（固定）或 max（最高）"
     amount = parse_decimal(text["amount"]) if text["amount"] else None
-    if mode in ("fixed", "max") and (amount is None or amount <= 0 or not has_at_most_two_places(amount)
-                                     or amount > MAX_AMOUNT):
+    if mode in ("fixed", "max") and (
+        amount is None or amount <= 0 or not has_at_most_two_places(amount) or amount > MAX_AMOUNT
+    ):
         errors["preset_amount"] = "固定或最高金额应为大于0、最多两位小数的金额"
     elif mode == "any" and text["amount"]:
         errors["preset_amount"] = "金额方式为任意时不填金额"
-    doc = {"goods_name": text["goods_name"], "revenue_code": text["revenue_code"],
-           "tax_rate": format(rate.normalize(), "f") if rate is not None else None, "units": text["units"] or None,
-           "zero_rate_flag": flag, "amount_mode": mode,
-           "amount": str(amount.quantize(CENT)) if amount is not None and "preset_amount" not in errors else None}
+    doc = {
+        "goods_name": text["goods_name"],
+        "revenue_code": text["revenue_code"],
+        "tax_rate": format(rate.normalize(), "f") if rate is not None else None,
+        "units": text["units"] or None,
+        "zero_rate_flag": flag,
+        "amount_mode": mode,
+        "amount": str(amount.quantize(CENT)) if amount is not None and "preset_amount" not in errors else None,
+    }
     return doc, errors
 
 
@@ -81,16 +87,40 @@ def amount_problem(preset: Mapping[str, Any], amount: Decimal | None) -> str | N
     return None
 
 
-def preset_bill(preset: Mapping[str, Any], *, bill_no: str, bill_date: str, amount: Decimal, kind: str,
-                seller_name: str, seller_tax_id: str, system_code: str) -> dict[str, Any]:
+def preset_bill(
+    preset: Mapping[str, Any],
+    *,
+    bill_no: str,
+    bill_date: str,
+    amount: Decimal,
+    kind: str,
+    seller_name: str,
+    seller_tax_id: str,
+    system_code: str,
+) -> dict[str, Any]:
     """The BILL.PUSH-shaped sales order built from the preset (amount includes tax), to be checked by the same
     rules as a pushed bill (``order_rules.check_bill``)."""
-    line = {"lineProperty": "2", "goodsName": preset["goods_name"], "revenueCode": preset["revenue_code"],
-            "units": preset.get("units"), "amount": str(amount), "taxRate": preset["tax_rate"],
-            "zeroRateFlag": preset.get("zero_rate_flag")}
-    return {"businessSystemCode": system_code, "billNo": bill_no, "billDate": bill_date, "invoiceType": kind,
-            "includeTaxFlag": "1", "totalAmount": str(amount), "sellerName": seller_name,
-            "sellerTaxpayerId": seller_tax_id, "remark": "默认开票", "billDetail": [line]}
+    line = {
+        "lineProperty": "2",
+        "goodsName": preset["goods_name"],
+        "revenueCode": preset["revenue_code"],
+        "units": preset.get("units"),
+        "amount": str(amount),
+        "taxRate": preset["tax_rate"],
+        "zeroRateFlag": preset.get("zero_rate_flag"),
+    }
+    return {
+        "businessSystemCode": system_code,
+        "billNo": bill_no,
+        "billDate": bill_date,
+        "invoiceType": kind,
+        "includeTaxFlag": "1",
+        "totalAmount": str(amount),
+        "sellerName": seller_name,
+        "sellerTaxpayerId": seller_tax_id,
+        "remark": "默认开票",
+        "billDetail": [line],
+    }
 
 
 def describe(preset: Mapping[str, Any] | None) -> str:
@@ -99,5 +129,6 @@ def describe(preset: Mapping[str, Any] | None) -> str:
         return ""
     rate = Decimal(preset["tax_rate"]) * 100
     amount = {"fixed": f"固定 ¥{preset.get('amount')}", "max": f"最高 ¥{preset.get('amount')}"}.get(
-        preset.get("amount_mode"), "金额由买方填写")
+        preset.get("amount_mode"), "金额由买方填写"
+    )
     return f"{preset['goods_name']} {preset['revenue_code']} {rate.normalize():f}% {preset.get('units') or ''} {amount}"

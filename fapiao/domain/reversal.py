@@ -55,8 +55,12 @@ class Taken:
         return self.amount + self.tax
 
     def as_json(self) -> dict:
-        return {"line_no": self.line_no, "amount": str(self.amount), "tax_amount": str(self.tax),
-                "quantity": None if self.quantity is None else str(self.quantity)}
+        return {
+            "line_no": self.line_no,
+            "amount": str(self.amount),
+            "tax_amount": str(self.tax),
+            "quantity": None if self.quantity is None else str(self.quantity),
+        }
 
     @classmethod
     def from_json(cls, d: dict) -> "Taken":
@@ -104,8 +108,11 @@ def _take_line(line: InvoiceLine, left: Left, req: LineRequest) -> Taken:
         if req.quantity <= 0:
             raise ReversalRefused("RED_LINE_AMOUNT", f"第 {req.line_no} 行：红冲数量必须大于 0", where)
         if req.quantity > left.quantity:
-            raise ReversalRefused("RED_ABOVE_REMAINING",
-                                  f"第 {req.line_no} 行：红冲数量 {req.quantity} 超过可红冲数量 {left.quantity}", where)
+            raise ReversalRefused(
+                "RED_ABOVE_REMAINING",
+                f"第 {req.line_no} 行：红冲数量 {req.quantity} 超过可红冲数量 {left.quantity}",
+                where,
+            )
         if req.quantity == left.quantity:
             return Taken(req.line_no, left.amount, left.tax, req.quantity)
         with_tax = round2((line.amount + line.tax_amount) * req.quantity / line.quantity)
@@ -114,8 +121,11 @@ def _take_line(line: InvoiceLine, left: Left, req: LineRequest) -> Taken:
         if req.amount <= 0 or not has_at_most_two_places(req.amount):
             raise ReversalRefused("RED_LINE_AMOUNT", f"第 {req.line_no} 行：红冲金额须大于 0 且最多两位小数", where)
         if req.amount > left.with_tax:
-            raise ReversalRefused("RED_ABOVE_REMAINING",
-                                  f"第 {req.line_no} 行：红冲金额 {req.amount} 超过可红冲金额 {left.with_tax}", where)
+            raise ReversalRefused(
+                "RED_ABOVE_REMAINING",
+                f"第 {req.line_no} 行：红冲金额 {req.amount} 超过可红冲金额 {left.with_tax}",
+                where,
+            )
         if req.amount == left.with_tax:
             return Taken(req.line_no, left.amount, left.tax, left.quantity)
         with_tax, quantity = req.amount, None
@@ -134,8 +144,9 @@ def plan(blue: Invoice, reason: str, lines: list[LineRequest] | None, before: It
     if sum((l.with_tax for l in left.values()), ZERO) <= 0:
         raise ReversalRefused("RED_FULLY_REVERSED", f"发票 {blue.number} 已全部红冲", "invoice")
     if lines is None:
-        return [Taken(n, l.amount, l.tax, l.quantity if l.quantity else None)
-                for n, l in left.items() if l.amount or l.tax]
+        return [
+            Taken(n, l.amount, l.tax, l.quantity if l.quantity else None) for n, l in left.items() if l.amount or l.tax
+        ]
     if not lines:
         raise ReversalRefused("RED_NO_LINES", "部分红冲须至少指定一行", "lines")
     by_no = {l.line_no: l for l in blue.lines}
@@ -143,8 +154,9 @@ def plan(blue: Invoice, reason: str, lines: list[LineRequest] | None, before: It
     out = []
     for req in lines:
         if req.line_no not in by_no:
-            raise ReversalRefused("RED_UNKNOWN_LINE", f"发票 {blue.number} 没有第 {req.line_no} 行",
-                                  f"lines[{req.line_no}]")
+            raise ReversalRefused(
+                "RED_UNKNOWN_LINE", f"发票 {blue.number} 没有第 {req.line_no} 行", f"lines[{req.line_no}]"
+            )
         if req.line_no in seen:
             raise ReversalRefused("RED_LINE_TWICE", f"第 {req.line_no} 行重复", f"lines[{req.line_no}]")
         seen.add(req.line_no)
@@ -175,23 +187,30 @@ def _red_line(line: InvoiceLine, t: Taken) -> InvoiceLine:
     quantity, price = (-t.quantity, line.price) if t.quantity else (None, None)
     if quantity is not None and price is not None and abs(quantity * price + t.amount) > CENT:
         quantity, price = None, None  # after an amount-only reversal the unit price no longer fits: amount only
-    return line.model_copy(update={"quantity": quantity, "price": price, "amount": -t.amount,
-                                   "tax_amount": -t.tax})
+    return line.model_copy(update={"quantity": quantity, "price": price, "amount": -t.amount, "tax_amount": -t.tax})
 
 
-def red_invoice(blue: Invoice, taken: list[Taken], number: str, issued_at: datetime, confirmation_id: str,
-                reason: str) -> Invoice:
+def red_invoice(
+    blue: Invoice, taken: list[Taken], number: str, issued_at: datetime, confirmation_id: str, reason: str
+) -> Invoice:
     """The red invoice: the blue one's parties and kind, negative lines and totals, a reference to the blue."""
     by_no = {l.line_no: l for l in blue.lines}
     lines = [_red_line(by_no[t.line_no], t) for t in taken]
     amount, tax, with_tax = totals(taken)
-    return blue.model_copy(update={
-        "number": number, "issued_at": issued_at, "lines": lines,
-        "total_amount": -amount, "total_tax": -tax, "total_with_tax": -with_tax,
-        "total_with_tax_upper": to_chinese_upper(-with_tax),
-        "remark": f"被红冲蓝字数电发票号码：{blue.number} 红字发票信息确认单编号：{confirmation_id} 红冲原因：{reason}",
-        "red_of": blue.number, "red_confirmation_id": confirmation_id,
-    })
+    return blue.model_copy(
+        update={
+            "number": number,
+            "issued_at": issued_at,
+            "lines": lines,
+            "total_amount": -amount,
+            "total_tax": -tax,
+            "total_with_tax": -with_tax,
+            "total_with_tax_upper": to_chinese_upper(-with_tax),
+            "remark": f"被红冲蓝字数电发票号码：{blue.number} 红字发票信息确认单编号：{confirmation_id} 红冲原因：{reason}",
+            "red_of": blue.number,
+            "red_confirmation_id": confirmation_id,
+        }
+    )
 
 
 def line_requests(raw: list[dict]) -> list[LineRequest]:
@@ -204,8 +223,9 @@ def line_requests(raw: list[dict]) -> list[LineRequest]:
         try:
             line_no = int(str(item.get("line_no", "")).strip())
         except ValueError:
-            raise ReversalRefused("RED_LINE_NO", f"lines[{i}].line_no 必须是发票上的行号（整数）",
-                                  f"lines[{i}].line_no") from None
+            raise ReversalRefused(
+                "RED_LINE_NO", f"lines[{i}].line_no 必须是发票上的行号（整数）", f"lines[{i}].line_no"
+            ) from None
         values = {}
         for name in ("quantity", "amount"):
             text = item.get(name)
@@ -214,18 +234,21 @@ def line_requests(raw: list[dict]) -> list[LineRequest]:
                 continue
             values[name] = parse_decimal(str(text))
             if values[name] is None:
-                raise ReversalRefused("RED_LINE_AMOUNT", f"第 {line_no} 行：{name} 不是数字：{text}",
-                                      f"lines[{i}].{name}")
+                raise ReversalRefused(
+                    "RED_LINE_AMOUNT", f"第 {line_no} 行：{name} 不是数字：{text}", f"lines[{i}].{name}"
+                )
         out.append(LineRequest(line_no, values["quantity"], values["amount"]))
     return out
 
 
-def check_reissue(blue_number: str, blue_with_tax: Decimal, red_with_tax: Iterable[Decimal],
-                  reasons: Iterable[str]) -> None:
+def check_reissue(
+    blue_number: str, blue_with_tax: Decimal, red_with_tax: Iterable[Decimal], reasons: Iterable[str]
+) -> None:
     """重开 is for a wrong title: the blue invoice must be fully reversed (red invoices issued for all of it), and
     every one of its 红字确认单 for 开票有误. Raises ReversalRefused naming the rule."""
     if blue_with_tax + sum(red_with_tax, ZERO) != 0:
-        raise ReversalRefused("REISSUE_NOT_REVERSED", f"发票 {blue_number} 尚未全额红冲（红字发票全部开具后才能重开）",
-                              "invoice")
+        raise ReversalRefused(
+            "REISSUE_NOT_REVERSED", f"发票 {blue_number} 尚未全额红冲（红字发票全部开具后才能重开）", "invoice"
+        )
     if any(r != "开票有误" for r in reasons):
         raise ReversalRefused("REISSUE_REASON", f"发票 {blue_number} 不是因“开票有误”红冲的，不能重开", "reason")

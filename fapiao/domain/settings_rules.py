@@ -122,4 +122,3 @@ def check_qr_setting(form: Mapping[str, Any], org_codes: set[str]) -> tuple[dict
     out["link_mode"] = mode
     out["business_system_code"] = _text(form, "business_system_code") or None
     return out, errors
-

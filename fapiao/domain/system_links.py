@@ -71,8 +71,15 @@ def parse_link(k: str) -> SystemLink:
     return SystemLink(key, bill_no, value, datetime.fromtimestamp(seconds, tz=timezone.utc), sig.lower())
 
 
-def verify(link: SystemLink, raw_amount: str, raw_stamp: str, mode: str, secret: str, validity_days: int,
-           now: datetime | None = None) -> None:
+def verify(
+    link: SystemLink,
+    raw_amount: str,
+    raw_stamp: str,
+    mode: str,
+    secret: str,
+    validity_days: int,
+    now: datetime | None = None,
+) -> None:
     """Raises LinkInvalid for a bad signature (or an MD5 link on an HMAC key), LinkExpired past its validity."""
     if mode == "kingdee_md5":
         ok = hmac.compare_digest(link.signature, kingdee_md5(link.key))

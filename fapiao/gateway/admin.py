@@ -39,7 +39,7 @@ def _token(request: web.Request) -> str | None:
 
 
 def authorised(request: web.Request) -> str | None:
-    """"bearer", "session" (then the page's CSRF token is set for render()), or None."""
+    """ "bearer", "session" (then the page's CSRF token is set for render()), or None."""
     expected = _token(request)
     if not expected:
         return None
@@ -105,8 +105,15 @@ async def login(request: web.Request) -> web.Response:
     if not expected or not hmac.compare_digest(str(form.get("token", "")).encode(), expected.encode()):
         return render("admin_login.html", status=401, error="令牌不正确")
     response = web.HTTPSeeOther("/admin")
-    response.set_cookie(COOKIE, new_session(expected), httponly=True, samesite="Strict", path="/admin",
-                        max_age=SESSION_SECONDS, secure=not request.app[SETTINGS].development)
+    response.set_cookie(
+        COOKIE,
+        new_session(expected),
+        httponly=True,
+        samesite="Strict",
+        path="/admin",
+        max_age=SESSION_SECONDS,
+        secure=not request.app[SETTINGS].development,
+    )
     raise response
 
 
@@ -124,16 +131,30 @@ async def mail_file(request: web.Request) -> web.Response:
     path = Path(request.app[SETTINGS].mail_dir) / name
     if "/" in name or not name.endswith(".eml") or not path.exists():
         return message(404, "邮件不存在", name)
-    return web.Response(body=path.read_bytes(), content_type="message/rfc822",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+    return web.Response(
+        body=path.read_bytes(),
+        content_type="message/rfc822",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 async def deliveries(request: web.Request) -> web.Response:
     rows = await asyncio.to_thread(recent_deliveries, request.app[ROOT].sessions)
     if request.headers.get("Accept", "").startswith("application/json"):
-        return web.json_response([{"request_id": r.request_id, "invoice_number": r.invoice_number,
-                                   "channel": r.channel, "target": r.target, "status": r.status,
-                                   "attempts": r.attempts, "error": r.error} for r in rows])
+        return web.json_response(
+            [
+                {
+                    "request_id": r.request_id,
+                    "invoice_number": r.invoice_number,
+                    "channel": r.channel,
+                    "target": r.target,
+                    "status": r.status,
+                    "attempts": r.attempts,
+                    "error": r.error,
+                }
+                for r in rows
+            ]
+        )
     return render("admin.html", section="deliveries", rows=rows)
 
 
@@ -145,12 +166,14 @@ async def callbacks(request: web.Request) -> web.Response:
 def add_admin(app: web.Application) -> None:
     app[LOGIN_LIMITER] = LoginLimiter()
     app.middlewares.append(require_admin)
-    app.add_routes([
-        web.get("/admin/login", login_page),
-        web.post("/admin/login", login),
-        web.get("/admin", index),
-        web.get("/admin/mail", mailbox),
-        web.get("/admin/mail/{name}", mail_file),
-        web.get("/admin/deliveries", deliveries),
-        web.get("/admin/callbacks", callbacks),
-    ])
+    app.add_routes(
+        [
+            web.get("/admin/login", login_page),
+            web.post("/admin/login", login),
+            web.get("/admin", index),
+            web.get("/admin/mail", mailbox),
+            web.get("/admin/mail/{name}", mail_file),
+            web.get("/admin/deliveries", deliveries),
+            web.get("/admin/callbacks", callbacks),
+        ]
+    )

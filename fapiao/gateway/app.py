@@ -54,6 +54,7 @@ from fapiao.services.scan import (
 log = logging.getLogger("fapiao.gateway")
 AMOUNT_RULE = "00613 金额格式错误：金额应为大于0、最多12位整数、2位小数的数字"
 
+
 async def _view(request: web.Request):
     settings = request.app[SETTINGS]
     token = request.match_info["token"]
@@ -62,7 +63,9 @@ async def _view(request: web.Request):
     except LinkInvalid:
         return None, message(404, "二维码无效", "该开票二维码无法识别或已被篡改，请向商家索取新的二维码。")
     except LinkExpired as exc:
-        return None, message(410, "二维码已过期", f"该开票二维码已于 {exc.expired_at:%Y-%m-%d %H:%M} 过期，请联系商家。")
+        return None, message(
+            410, "二维码已过期", f"该开票二维码已于 {exc.expired_at:%Y-%m-%d %H:%M} 过期，请联系商家。"
+        )
     view = await asyncio.to_thread(scan_view, request.app[ROOT].sessions, link.link_id)
     if view is None:
         return None, message(404, "订单不存在", "未找到该二维码对应的订单，请联系商家。")
@@ -80,9 +83,16 @@ async def scan_page(request: web.Request) -> web.Response:
     if view.status == "accepted":  # the first scan, for the order's timeline
         await asyncio.to_thread(record_first_scan, request.app[ROOT].sessions, view.order_key)
     notice = "已重新发送，请查收" if request.query.get("resent") else None
-    return render("h5.html", view=view, token=request.match_info["token"], form=prefilled_form(view.order), errors={},
-                  special=view.order.invoice_kind in SPECIAL_KINDS, notice=notice,
-                  reissue=await offers_reissue(request, view))
+    return render(
+        "h5.html",
+        view=view,
+        token=request.match_info["token"],
+        form=prefilled_form(view.order),
+        errors={},
+        special=view.order.invoice_kind in SPECIAL_KINDS,
+        notice=notice,
+        reissue=await offers_reissue(request, view),
+    )
 
 
 async def submit(request: web.Request) -> web.Response:
@@ -96,8 +106,15 @@ async def submit(request: web.Request) -> web.Response:
     form = dict(await read_form(request))
     result = submission_event(view, form)
     if isinstance(result, dict):
-        return render("h5.html", status=422, view=view, token=token, form=form, errors=result,
-                      special=view.order.invoice_kind in SPECIAL_KINDS)
+        return render(
+            "h5.html",
+            status=422,
+            view=view,
+            token=token,
+            form=form,
+            errors=result,
+            special=view.order.invoice_kind in SPECIAL_KINDS,
+        )
     producer = request.app[PRODUCER]
     topic = request.app[SETTINGS].topics["buyer.submitted"]
     try:
@@ -117,8 +134,7 @@ async def resend(request: web.Request) -> web.Response:
     token = request.match_info["token"]
     result = await asyncio.to_thread(request_resend, request.app[ROOT].sessions, view)
     if isinstance(result, str):
-        return render("h5.html", status=429, view=view, token=token, form={}, errors={}, special=False,
-                      notice=result)
+        return render("h5.html", status=429, view=view, token=token, form={}, errors={}, special=False, notice=result)
     topic = request.app[SETTINGS].topics["delivery.requested"]
     for o in result:
         await request.app[PRODUCER].send_and_wait(topic, key=o.key, value=o.event.model_dump_json().encode())
@@ -130,8 +146,13 @@ async def status(request: web.Request) -> web.Response:
     if error:
         return web.json_response({"status": "invalid"}, status=error.status)
     _, view = found
-    return web.json_response({"status": view.status, "invoice_number": view.invoice.number if view.invoice else None,
-                              "documents": bool(view.documents and view.documents.get("pdf"))})
+    return web.json_response(
+        {
+            "status": view.status,
+            "invoice_number": view.invoice.number if view.invoice else None,
+            "documents": bool(view.documents and view.documents.get("pdf")),
+        }
+    )
 
 
 def qr_response(url: str, fmt: str) -> web.Response:
@@ -166,7 +187,9 @@ def _resolve_system(request: web.Request):
     except LinkInvalid:
         return None, message(400, "二维码无效", "该开票二维码无法识别或已被篡改，请向商家索取新的二维码。")
     except LinkExpired as exc:
-        return None, message(410, "二维码已过期", f"该开票二维码已于 {exc.expired_at:%Y-%m-%d %H:%M} 过期，请联系商家。")
+        return None, message(
+            410, "二维码已过期", f"该开票二维码已于 {exc.expired_at:%Y-%m-%d %H:%M} 过期，请联系商家。"
+        )
 
 
 def _minter(request: web.Request) -> LinkMinter:
@@ -187,14 +210,28 @@ async def system_scan(request: web.Request) -> web.Response:
     form, status, problem = {}, 200, None
     if request.method == "POST":
         form = dict(await read_form(request))
-        obtained = await asyncio.to_thread(obtain_order, request.app[ROOT].sessions, _minter(request), scan.setting,
-                                           scan.link.bill_no, scan.link.amount, form.get("invoice_kind", ""),
-                                           _query(request))
+        obtained = await asyncio.to_thread(
+            obtain_order,
+            request.app[ROOT].sessions,
+            _minter(request),
+            scan.setting,
+            scan.link.bill_no,
+            scan.link.amount,
+            form.get("invoice_kind", ""),
+            _query(request),
+        )
         if obtained.link:
             raise web.HTTPSeeOther(obtained.link)
         status, problem = 422, obtained.error
-    return render("scan_entry.html", status=status, setting=scan.setting, link=scan.link, form=form,
-                  problem=problem, action=request.path_qs)
+    return render(
+        "scan_entry.html",
+        status=status,
+        setting=scan.setting,
+        link=scan.link,
+        form=form,
+        problem=problem,
+        action=request.path_qs,
+    )
 
 
 async def static_scan(request: web.Request) -> web.Response:
@@ -222,13 +259,29 @@ async def static_scan(request: web.Request) -> web.Response:
         elif amount is None:
             status, problem = 422, f"{AMOUNT_RULE}，请按小票填写，例如 88.50"
         else:
-            obtained = await asyncio.to_thread(obtain_order, request.app[ROOT].sessions, _minter(request), setting,
-                                               bill_no, amount, form.get("invoice_kind", ""), _query(request))
+            obtained = await asyncio.to_thread(
+                obtain_order,
+                request.app[ROOT].sessions,
+                _minter(request),
+                setting,
+                bill_no,
+                amount,
+                form.get("invoice_kind", ""),
+                _query(request),
+            )
             if obtained.link:
                 raise web.HTTPSeeOther(obtained.link)
             status, problem = 422, obtained.error
-    return render("scan_entry.html", status=status, setting=setting, link=None, form=form, problem=problem,
-                  action=request.path_qs, static=static)
+    return render(
+        "scan_entry.html",
+        status=status,
+        setting=setting,
+        link=None,
+        form=form,
+        problem=problem,
+        action=request.path_qs,
+        static=static,
+    )
 
 
 async def _preset_entry(request: web.Request, setting, static=None) -> web.Response:
@@ -241,14 +294,30 @@ async def _preset_entry(request: web.Request, setting, static=None) -> web.Respo
             status, problem = 422, f"{AMOUNT_RULE}，例如 88.50"
         else:
             obtained = await asyncio.to_thread(
-                obtain_preset_order, request.app[ROOT].sessions, _minter(request), setting, amount,
-                str(form.get("invoice_kind", "")), str(form.get("nonce", "")))
+                obtain_preset_order,
+                request.app[ROOT].sessions,
+                _minter(request),
+                setting,
+                amount,
+                str(form.get("invoice_kind", "")),
+                str(form.get("nonce", "")),
+            )
             if obtained.link:
                 raise web.HTTPSeeOther(obtained.link)
             status, problem = 422, obtained.error
     nonce = form.get("nonce") or preset_nonce(_minter(request).secret)
-    return render("scan_entry.html", status=status, setting=setting, link=None, form=form, problem=problem,
-                  action=request.path_qs, static=static, preset=setting.preset, nonce=nonce)
+    return render(
+        "scan_entry.html",
+        status=status,
+        setting=setting,
+        link=None,
+        form=form,
+        problem=problem,
+        action=request.path_qs,
+        static=static,
+        preset=setting.preset,
+        nonce=nonce,
+    )
 
 
 async def preset_scan(request: web.Request) -> web.Response:
@@ -278,8 +347,9 @@ async def document(request: web.Request) -> web.Response:
         return message(404, "发票尚未开具", "发票开具后即可查看和下载。")
     if fmt not in (view.documents or {}):
         if fmt == "html":  # the invoice is shown as soon as it is issued, drawn from its record, before the files
-            return web.Response(text=request.app[ROOT].documents.render_html(view.invoice), content_type="text/html",
-                                charset="utf-8")
+            return web.Response(
+                text=request.app[ROOT].documents.render_html(view.invoice), content_type="text/html", charset="utf-8"
+            )
         return message(404, "发票文件生成中", "发票已开具，文件正在生成，请稍后再试。")
     path = Path(view.documents[fmt])
     headers = {"Content-Disposition": f'attachment; filename="{view.invoice.number}.{fmt}"'} if fmt != "html" else {}
@@ -298,8 +368,13 @@ async def download(request: web.Request) -> web.Response:
     path = await asyncio.to_thread(invoice_document, request.app[ROOT].sessions, number, "pdf")
     if path is None:
         return message(404, "发票不存在", "未找到该发票。")
-    return web.FileResponse(path, headers={"Content-Disposition": f'attachment; filename="{number}.pdf"',
-                                           "Cache-Control": "private, max-age=3600"})
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Disposition": f'attachment; filename="{number}.pdf"',
+            "Cache-Control": "private, max-age=3600",
+        },
+    )
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -356,25 +431,27 @@ def create_gateway(settings: Settings, root: Bootstrap | None = None) -> web.App
     app[ROOT] = root or Bootstrap(settings)
     app.cleanup_ctx.append(_kafka_ctx)
     app.on_cleanup.append(_close_root)
-    app.add_routes([
-        web.get("/healthz", healthz),
-        web.get("/readyz", readyz),
-        web.get("/q/{token}", scan_page),
-        web.post("/q/{token}", submit),
-        web.get("/q/{token}/status", status),
-        web.post("/q/{token}/resend", resend),
-        web.get("/q/{token}/qr.{fmt}", qr_image),
-        web.get("/", system_scan),
-        web.post("/", system_scan),
-        web.get("/s/{static_id}", static_scan),
-        web.post("/s/{static_id}", static_scan),
-        web.get("/s/{static_id}/qr.{fmt}", static_qr_image),
-        web.get("/p/{key}", preset_scan),
-        web.post("/p/{key}", preset_scan),
-        web.get("/p/{key}/qr.{fmt}", preset_qr_image),
-        web.get("/q/{token}/invoice.{fmt}", document),
-        web.get("/d/{token}", download),
-    ])
+    app.add_routes(
+        [
+            web.get("/healthz", healthz),
+            web.get("/readyz", readyz),
+            web.get("/q/{token}", scan_page),
+            web.post("/q/{token}", submit),
+            web.get("/q/{token}/status", status),
+            web.post("/q/{token}/resend", resend),
+            web.get("/q/{token}/qr.{fmt}", qr_image),
+            web.get("/", system_scan),
+            web.post("/", system_scan),
+            web.get("/s/{static_id}", static_scan),
+            web.post("/s/{static_id}", static_scan),
+            web.get("/s/{static_id}/qr.{fmt}", static_qr_image),
+            web.get("/p/{key}", preset_scan),
+            web.post("/p/{key}", preset_scan),
+            web.get("/p/{key}/qr.{fmt}", preset_qr_image),
+            web.get("/q/{token}/invoice.{fmt}", document),
+            web.get("/d/{token}", download),
+        ]
+    )
     add_admin(app)
     add_merchant_admin(app)
     add_orders_admin(app)
@@ -384,5 +461,10 @@ def create_gateway(settings: Settings, root: Bootstrap | None = None) -> web.App
 
 def run_gateway(settings: Settings) -> None:
     setup_logging(settings.log_level, settings.log_format)
-    web.run_app(create_gateway(settings), host=settings.http_host, port=settings.http_port, print=None,
-                access_log_class=AccessLog)
+    web.run_app(
+        create_gateway(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        print=None,
+        access_log_class=AccessLog,
+    )

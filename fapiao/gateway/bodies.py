@@ -139,8 +139,11 @@ def refuse_hidden_characters(form) -> None:
 
 
 def wants_json(request: web.Request) -> bool:
-    return (request.path.startswith("/admin/api/") or request.content_type == "application/json"
-            or request.headers.get("Accept", "").startswith("application/json"))
+    return (
+        request.path.startswith("/admin/api/")
+        or request.content_type == "application/json"
+        or request.headers.get("Accept", "").startswith("application/json")
+    )
 
 
 @web.middleware

@@ -45,12 +45,23 @@ def add_buyer_reissue(app: web.Application, view_of) -> None:
         except ReversalRefused as exc:
             return message(422, "不能重开", exc.rule)
         if isinstance(result, dict):
-            return render("h5.html", status=422, view=view, token=token, form=form, errors=result,
-                          special=view.order.invoice_kind in SPECIAL_KINDS, reissue=True)
+            return render(
+                "h5.html",
+                status=422,
+                view=view,
+                token=token,
+                form=form,
+                errors=result,
+                special=view.order.invoice_kind in SPECIAL_KINDS,
+                reissue=True,
+            )
         try:
             producer: Any = request.app[PRODUCER]
-            await producer.send_and_wait(request.app[SETTINGS].topics["buyer.submitted"],
-                                         key=result.order_key.encode(), value=result.model_dump_json().encode())
+            await producer.send_and_wait(
+                request.app[SETTINGS].topics["buyer.submitted"],
+                key=result.order_key.encode(),
+                value=result.model_dump_json().encode(),
+            )
         except Exception:
             log.exception("could not publish the re-issue")
             return message(503, "提交失败", "系统繁忙，请稍后重新提交。")

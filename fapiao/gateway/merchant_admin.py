@@ -39,9 +39,18 @@ def _wants_json(request: web.Request) -> bool:
 
 
 def _setting_json(r) -> dict:
-    return {"key": r.key, "org_code": r.org_code, "business_system_code": r.business_system_code,
-            "scan_type": r.scan_type, "default_issue": r.default_issue, "kinds": r.kinds,
-            "validity_days": r.validity_days, "enabled": r.enabled, "link_mode": r.link_mode, "preset": r.preset}
+    return {
+        "key": r.key,
+        "org_code": r.org_code,
+        "business_system_code": r.business_system_code,
+        "scan_type": r.scan_type,
+        "default_issue": r.default_issue,
+        "kinds": r.kinds,
+        "validity_days": r.validity_days,
+        "enabled": r.enabled,
+        "link_mode": r.link_mode,
+        "preset": r.preset,
+    }
 
 
 async def settings_page(request: web.Request, errors=None, form=None, status=200) -> web.Response:
@@ -49,9 +58,19 @@ async def settings_page(request: web.Request, errors=None, form=None, status=200
     orgs = await asyncio.to_thread(svc.list_orgs, _sessions(request))
     last, unsynced = await asyncio.to_thread(svc.sync_status, _sessions(request))
     cache = request.app[SETTINGS_CACHE].stats() if SETTINGS_CACHE in request.app else None
-    return render("admin_settings.html", status=status, rows=rows, orgs=[o for o, _ in orgs], kinds=KIND_NAMES,
-                  errors=errors or {}, form=form or {}, last_synced=last, unsynced=unsynced,
-                  synced=request.query.get("synced"), cache=cache)
+    return render(
+        "admin_settings.html",
+        status=status,
+        rows=rows,
+        orgs=[o for o, _ in orgs],
+        kinds=KIND_NAMES,
+        errors=errors or {},
+        form=form or {},
+        last_synced=last,
+        unsynced=unsynced,
+        synced=request.query.get("synced"),
+        cache=cache,
+    )
 
 
 async def create_setting(request: web.Request) -> web.Response:
@@ -67,8 +86,9 @@ async def edit_setting(request: web.Request) -> web.Response:
 
 
 async def disable_setting(request: web.Request) -> web.Response:
-    result = await asyncio.to_thread(svc.edit_qr_setting, _sessions(request), request.match_info["key"],
-                                     {"enabled": "0"})
+    result = await asyncio.to_thread(
+        svc.edit_qr_setting, _sessions(request), request.match_info["key"], {"enabled": "0"}
+    )
     if _wants_json(request) or request.method == "DELETE":
         if isinstance(result, dict):
             return web.json_response({"errors": result}, status=404)
@@ -114,8 +134,9 @@ async def _create(request: web.Request, create, page, as_json, location: str) ->
 
 
 async def create_org(request: web.Request) -> web.Response:
-    return await _create(request, svc.create_org, orgs_page,
-                         lambda r: {"org_code": r.org_code, "tax_id": r.tax_id}, "/admin/orgs")
+    return await _create(
+        request, svc.create_org, orgs_page, lambda r: {"org_code": r.org_code, "tax_id": r.tax_id}, "/admin/orgs"
+    )
 
 
 async def systems_page(request: web.Request, errors=None, form=None, status=200) -> web.Response:
@@ -124,8 +145,13 @@ async def systems_page(request: web.Request, errors=None, form=None, status=200)
 
 
 async def create_system(request: web.Request) -> web.Response:
-    return await _create(request, svc.create_business_system, systems_page,
-                         lambda r: {"code": r.code, "secret": r.secret, "enabled": r.enabled}, "/admin/systems")
+    return await _create(
+        request,
+        svc.create_business_system,
+        systems_page,
+        lambda r: {"code": r.code, "secret": r.secret, "enabled": r.enabled},
+        "/admin/systems",
+    )
 
 
 async def edit_system(request: web.Request) -> web.Response:
@@ -133,8 +159,15 @@ async def edit_system(request: web.Request) -> web.Response:
     result = await asyncio.to_thread(svc.edit_business_system, _sessions(request), request.match_info["code"], changes)
     if isinstance(result, dict):
         return web.json_response({"errors": result}, status=404 if "code" in result else 422)
-    return web.json_response({"code": result.code, "name": result.name, "enabled": result.enabled,
-                              "query_url": result.query_url, "callback_url": result.callback_url})
+    return web.json_response(
+        {
+            "code": result.code,
+            "name": result.name,
+            "enabled": result.enabled,
+            "query_url": result.query_url,
+            "callback_url": result.callback_url,
+        }
+    )
 
 
 async def static_page(request: web.Request) -> web.Response:
@@ -157,15 +190,29 @@ async def view_static(request: web.Request) -> web.Response:
     org_code = request.match_info["org_code"]
     rows = await asyncio.to_thread(svc.list_orgs, _sessions(request))
     shown = next(((o, st) for o, st in rows if o.org_code == org_code and st is not None), None)
-    return render("admin_static.html", rows=rows, base_url=request.app[SETTINGS].base_url, shown=shown,
-                  status=200 if shown else 404)
+    return render(
+        "admin_static.html",
+        rows=rows,
+        base_url=request.app[SETTINGS].base_url,
+        shown=shown,
+        status=200 if shown else 404,
+    )
 
 
 async def pending_page(request: web.Request) -> web.Response:
     rows = await asyncio.to_thread(pending_orders, _sessions(request))
     if _wants_json(request):
-        return web.json_response([{"order_key": f"{o.seller_tax_id}:{o.bill_no}", "bill_no": o.bill_no,
-                                   "total_amount": str(o.total_amount), "buyer": sub.buyer} for o, sub in rows])
+        return web.json_response(
+            [
+                {
+                    "order_key": f"{o.seller_tax_id}:{o.bill_no}",
+                    "bill_no": o.bill_no,
+                    "total_amount": str(o.total_amount),
+                    "buyer": sub.buyer,
+                }
+                for o, sub in rows
+            ]
+        )
     return render("admin_pending.html", rows=rows, done=request.query.get("issued"))
 
 
@@ -175,38 +222,41 @@ async def issue_pending(request: web.Request) -> web.Response:
     event = await asyncio.to_thread(approval_event, _sessions(request), order_key)
     if isinstance(event, str):
         return web.json_response({"errors": {"order_key": event}}, status=409)
-    await request.app[PRODUCER].send_and_wait(request.app[SETTINGS].topics["buyer.submitted"],
-                                              key=order_key.encode(), value=event.model_dump_json().encode())
+    await request.app[PRODUCER].send_and_wait(
+        request.app[SETTINGS].topics["buyer.submitted"], key=order_key.encode(), value=event.model_dump_json().encode()
+    )
     if _wants_json(request):
         return web.json_response({"order_key": order_key, "status": "issuing"}, status=202)
     raise web.HTTPSeeOther(f"/admin/pending?issued={order_key}")
 
 
 def add_merchant_admin(app: web.Application) -> None:
-    app.add_routes([
-        web.get("/admin/settings", settings_page),
-        web.post("/admin/settings", create_setting),
-        web.post("/admin/settings/sync", sync),
-        web.post("/admin/settings/{key}/disable", disable_setting),
-        web.get("/admin/orgs", orgs_page),
-        web.post("/admin/orgs", create_org),
-        web.get("/admin/systems", systems_page),
-        web.post("/admin/systems", create_system),
-        web.get("/admin/static", static_page),
-        web.post("/admin/static/{org_code}/generate", generate_static),
-        web.get("/admin/static/{org_code}", view_static),
-        web.get("/admin/api/qr-settings", list_settings_api),
-        web.post("/admin/api/qr-settings", create_setting),
-        web.patch("/admin/api/qr-settings/{key}", edit_setting),
-        web.delete("/admin/api/qr-settings/{key}", disable_setting),
-        web.post("/admin/api/orgs", create_org),
-        web.post("/admin/api/systems", create_system),
-        web.patch("/admin/api/systems/{code}", edit_system),
-        web.delete("/admin/api/systems/{code}", edit_system),
-        web.post("/admin/api/sync", sync),
-        web.post("/admin/api/static/{org_code}", generate_static),
-        web.get("/admin/pending", pending_page),
-        web.post("/admin/pending/{order_key}/issue", issue_pending),
-        web.get("/admin/api/pending", pending_page),
-        web.post("/admin/api/orders/{order_key}/issue", issue_pending),
-    ])
+    app.add_routes(
+        [
+            web.get("/admin/settings", settings_page),
+            web.post("/admin/settings", create_setting),
+            web.post("/admin/settings/sync", sync),
+            web.post("/admin/settings/{key}/disable", disable_setting),
+            web.get("/admin/orgs", orgs_page),
+            web.post("/admin/orgs", create_org),
+            web.get("/admin/systems", systems_page),
+            web.post("/admin/systems", create_system),
+            web.get("/admin/static", static_page),
+            web.post("/admin/static/{org_code}/generate", generate_static),
+            web.get("/admin/static/{org_code}", view_static),
+            web.get("/admin/api/qr-settings", list_settings_api),
+            web.post("/admin/api/qr-settings", create_setting),
+            web.patch("/admin/api/qr-settings/{key}", edit_setting),
+            web.delete("/admin/api/qr-settings/{key}", disable_setting),
+            web.post("/admin/api/orgs", create_org),
+            web.post("/admin/api/systems", create_system),
+            web.patch("/admin/api/systems/{code}", edit_system),
+            web.delete("/admin/api/systems/{code}", edit_system),
+            web.post("/admin/api/sync", sync),
+            web.post("/admin/api/static/{org_code}", generate_static),
+            web.get("/admin/pending", pending_page),
+            web.post("/admin/pending/{order_key}/issue", issue_pending),
+            web.get("/admin/api/pending", pending_page),
+            web.post("/admin/api/orders/{order_key}/issue", issue_pending),
+        ]
+    )

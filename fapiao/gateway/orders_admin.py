@@ -30,8 +30,11 @@ def _sessions(request: web.Request):
 
 
 def _json_error(status: int, code: str, message_text: str, field: str = "") -> web.Response:
-    return web.json_response({"error": code, "field": field, "message": message_text}, status=status,
-                             dumps=lambda d: json.dumps(d, ensure_ascii=False))
+    return web.json_response(
+        {"error": code, "field": field, "message": message_text},
+        status=status,
+        dumps=lambda d: json.dumps(d, ensure_ascii=False),
+    )
 
 
 async def _publish(request: web.Request, outcomes: list[Outcome]) -> None:
@@ -69,8 +72,17 @@ async def orders_page(request: web.Request) -> web.Response:
     if not errors:
         rows, total = await asyncio.to_thread(list_orders, _sessions(request), per_page=PER_PAGE, **filters)
     pages = max(1, -(-total // PER_PAGE))
-    return render("admin_orders.html", status=422 if errors else 200, rows=rows, total=total, pages=pages,
-                  f=filters, q=dict(request.query), errors=errors, states=ORDER_STATES)
+    return render(
+        "admin_orders.html",
+        status=422 if errors else 200,
+        rows=rows,
+        total=total,
+        pages=pages,
+        f=filters,
+        q=dict(request.query),
+        errors=errors,
+        states=ORDER_STATES,
+    )
 
 
 async def orders_api(request: web.Request) -> web.Response:
@@ -79,9 +91,10 @@ async def orders_api(request: web.Request) -> web.Response:
         field, rule = next(iter(errors.items()))
         return _json_error(422, "BAD_FILTER", f"{field}: {rule}", field)
     rows, total = await asyncio.to_thread(list_orders, _sessions(request), per_page=PER_PAGE, **filters)
-    return web.json_response({"total": total, "page": filters["page"], "per_page": PER_PAGE,
-                              "orders": [r.as_json() for r in rows]},
-                             dumps=lambda d: json.dumps(d, ensure_ascii=False))
+    return web.json_response(
+        {"total": total, "page": filters["page"], "per_page": PER_PAGE, "orders": [r.as_json() for r in rows]},
+        dumps=lambda d: json.dumps(d, ensure_ascii=False),
+    )
 
 
 def _minter(request: web.Request) -> LinkMinter:
@@ -94,18 +107,30 @@ async def _detail(request: web.Request):
     return found[0] if found else None
 
 
-async def order_page(request: web.Request, notice: str | None = None, problem: str | None = None,
-                     status: int = 200) -> web.Response:
+async def order_page(
+    request: web.Request, notice: str | None = None, problem: str | None = None, status: int = 200
+) -> web.Response:
     d = await _detail(request)
     if d is None:
-        return message(404, "订单不存在", f"未找到销售方 {request.match_info['seller']} 的订单 "
-                                          f"{request.match_info['bill_no']}。")
+        return message(
+            404, "订单不存在", f"未找到销售方 {request.match_info['seller']} 的订单 {request.match_info['bill_no']}。"
+        )
     blue = next((i for i in reversed(d.invoices) if i["color"] == "blue" and i["status"] == "issued"), None)
     lines = []
     if blue is not None:
         lines = await asyncio.to_thread(blue_lines, _sessions(request), blue["number"])
-    return render("admin_order.html", status=status, d=d, blue=blue, lines=lines, reasons=REASONS, states=STATES,
-                  request_id=str(uuid.uuid4()), notice=notice or request.query.get("done"), problem=problem)
+    return render(
+        "admin_order.html",
+        status=status,
+        d=d,
+        blue=blue,
+        lines=lines,
+        reasons=REASONS,
+        states=STATES,
+        request_id=str(uuid.uuid4()),
+        notice=notice or request.query.get("done"),
+        problem=problem,
+    )
 
 
 async def order_api(request: web.Request) -> web.Response:
@@ -131,7 +156,7 @@ def _form_lines(form) -> list[dict] | None:
     for name, value in form.items():
         for prefix, field in (("qty_", "quantity"), ("amount_", "amount")):
             if name.startswith(prefix) and str(value).strip():
-                out.append({"line_no": name[len(prefix):], field: str(value).strip()})
+                out.append({"line_no": name[len(prefix) :], field: str(value).strip()})
     merged: dict[str, dict] = {}
     for item in out:
         merged.setdefault(item["line_no"], {"line_no": item["line_no"]}).update(item)
@@ -143,10 +168,15 @@ async def reverse_form(request: web.Request) -> web.Response:
     seller = request.match_info["seller"]
     try:
         raw = _form_lines(form)
-        ask = ReversalAsk(seller_tax_id=seller, invoice_number=str(form.get("invoice_number", "")),
-                          reason=str(form.get("reason", "")), request_id=str(form.get("request_id", "")),
-                          lines=None if raw is None else line_requests(raw), requested_by="admin",
-                          confirmed=form.get("confirmed") == "1")
+        ask = ReversalAsk(
+            seller_tax_id=seller,
+            invoice_number=str(form.get("invoice_number", "")),
+            reason=str(form.get("reason", "")),
+            request_id=str(form.get("request_id", "")),
+            lines=None if raw is None else line_requests(raw),
+            requested_by="admin",
+            confirmed=form.get("confirmed") == "1",
+        )
         result = await asyncio.to_thread(request_reversal, _sessions(request), ask)
     except ReversalRefused as exc:
         return await order_page(request, problem=f"{exc.code}：{exc.rule}", status=422)
@@ -178,20 +208,24 @@ async def reversals_api(request: web.Request) -> web.Response:
     try:
         if lines is not None and not isinstance(lines, list):
             raise ReversalRefused("RED_NO_LINES", "lines 应为数组（省略则整张红冲）", "lines")
-        ask = ReversalAsk(seller_tax_id=str(doc.get("seller_tax_id", "")),
-                          invoice_number=str(doc.get("invoice_number", "")), reason=str(doc.get("reason", "")),
-                          request_id=str(doc.get("request_id") or uuid.uuid4()),
-                          lines=None if lines is None else line_requests([x if isinstance(x, dict) else {}
-                                                                          for x in lines]),
-                          requested_by="api", confirmed=doc.get("confirmed") is True)
+        ask = ReversalAsk(
+            seller_tax_id=str(doc.get("seller_tax_id", "")),
+            invoice_number=str(doc.get("invoice_number", "")),
+            reason=str(doc.get("reason", "")),
+            request_id=str(doc.get("request_id") or uuid.uuid4()),
+            lines=None if lines is None else line_requests([x if isinstance(x, dict) else {} for x in lines]),
+            requested_by="api",
+            confirmed=doc.get("confirmed") is True,
+        )
         result = await asyncio.to_thread(request_reversal, _sessions(request), ask)
     except ReversalRefused as exc:
         return _json_error(422, exc.code, exc.rule, exc.field)
     await _publish(request, result.outcomes)
     requested = result.outcomes[0].event.model_dump(mode="json")
     requested["status"] = result.confirmation.status
-    return web.json_response(requested, status=200 if result.repeated else 201,
-                             dumps=lambda x: json.dumps(x, ensure_ascii=False))
+    return web.json_response(
+        requested, status=200 if result.repeated else 201, dumps=lambda x: json.dumps(x, ensure_ascii=False)
+    )
 
 
 async def confirmation_api(request: web.Request) -> web.Response:
@@ -201,13 +235,15 @@ async def confirmation_api(request: web.Request) -> web.Response:
     if fn is None:
         return _json_error(404, "UNKNOWN_ACTION", "只支持 confirm 和 withdraw")
     try:
-        outcomes = await asyncio.to_thread(fn, _sessions(request), str(doc.get("seller_tax_id", "")),
-                                           request.match_info["confirmation_id"])
+        outcomes = await asyncio.to_thread(
+            fn, _sessions(request), str(doc.get("seller_tax_id", "")), request.match_info["confirmation_id"]
+        )
     except ReversalRefused as exc:
         return _json_error(422, exc.code, exc.rule, exc.field)
     await _publish(request, outcomes)
-    return web.json_response({"confirmation_id": request.match_info["confirmation_id"],
-                              "events": [o.stage for o in outcomes]})
+    return web.json_response(
+        {"confirmation_id": request.match_info["confirmation_id"], "events": [o.stage for o in outcomes]}
+    )
 
 
 async def _reissue(request: web.Request, form: dict):
@@ -216,8 +252,11 @@ async def _reissue(request: web.Request, form: dict):
     result = await asyncio.to_thread(reissue_event, _sessions(request), m["seller"], m["bill_no"], form)
     if not isinstance(result, dict):
         producer = request.app[PRODUCER]
-        await producer.send_and_wait(request.app[SETTINGS].topics["buyer.submitted"], key=result.order_key.encode(),
-                                     value=result.model_dump_json().encode())
+        await producer.send_and_wait(
+            request.app[SETTINGS].topics["buyer.submitted"],
+            key=result.order_key.encode(),
+            value=result.model_dump_json().encode(),
+        )
     return result
 
 
@@ -240,8 +279,9 @@ async def reissue_api(request: web.Request) -> web.Response:
     except ReversalRefused as exc:
         return _json_error(422, exc.code, exc.rule, exc.field)
     if isinstance(result, dict):
-        return web.json_response({"error": "BAD_TITLE", "errors": result}, status=422,
-                                 dumps=lambda x: json.dumps(x, ensure_ascii=False))
+        return web.json_response(
+            {"error": "BAD_TITLE", "errors": result}, status=422, dumps=lambda x: json.dumps(x, ensure_ascii=False)
+        )
     return web.json_response({"submission_id": result.submission_id, "order_key": result.order_key}, status=202)
 
 
@@ -267,26 +307,32 @@ async def report_download(request: web.Request, fmt: str | None = None) -> web.R
         return _json_error(422, "BAD_MONTH", str(exc), "month")
     if fmt == "json":
         return web.json_response(as_json(r), dumps=lambda x: json.dumps(x, ensure_ascii=False))
-    return web.Response(text=as_csv(r), content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="fapiao-report-{month}.csv"'})
+    return web.Response(
+        text=as_csv(r),
+        content_type="text/csv",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="fapiao-report-{month}.csv"'},
+    )
 
 
 def add_orders_admin(app: web.Application) -> None:
-    app.add_routes([
-        web.get("/admin/orders", orders_page),
-        web.get("/admin/api/orders", orders_api),
-        web.post("/admin/orders/{seller}/{bill_no:.+}/reverse", reverse_form),
-        web.post("/admin/orders/{seller}/{bill_no:.+}/reissue", reissue_form),
-        web.post("/admin/api/orders/{seller}/{bill_no:.+}/reissue", reissue_api),
-        web.post("/admin/orders/{seller}/{bill_no:.+}/confirmation/{action}", confirmation_form),
-        web.get("/admin/orders/{seller}/{bill_no:.+}", order_page),
-        web.get("/admin/api/orders/{seller}/{bill_no:.+}", order_api),
-        web.post("/admin/api/reversals", reversals_api),
-        web.post("/admin/api/reversals/{confirmation_id}/{action}", confirmation_api),
-        web.get("/admin/report", report_page),
-        web.get("/admin/report.{fmt:csv|json}", report_download),
-        web.get("/admin/api/report", report_api),
-    ])
+    app.add_routes(
+        [
+            web.get("/admin/orders", orders_page),
+            web.get("/admin/api/orders", orders_api),
+            web.post("/admin/orders/{seller}/{bill_no:.+}/reverse", reverse_form),
+            web.post("/admin/orders/{seller}/{bill_no:.+}/reissue", reissue_form),
+            web.post("/admin/api/orders/{seller}/{bill_no:.+}/reissue", reissue_api),
+            web.post("/admin/orders/{seller}/{bill_no:.+}/confirmation/{action}", confirmation_form),
+            web.get("/admin/orders/{seller}/{bill_no:.+}", order_page),
+            web.get("/admin/api/orders/{seller}/{bill_no:.+}", order_api),
+            web.post("/admin/api/reversals", reversals_api),
+            web.post("/admin/api/reversals/{confirmation_id}/{action}", confirmation_api),
+            web.get("/admin/report", report_page),
+            web.get("/admin/report.{fmt:csv|json}", report_download),
+            web.get("/admin/api/report", report_api),
+        ]
+    )
 
 
 async def report_api(request: web.Request) -> web.Response:

@@ -23,8 +23,10 @@ LOGIN_TRIES, LOGIN_WINDOW = 5, 60.0  # per client address
 CSRF_TOKEN: contextvars.ContextVar[str | None] = contextvars.ContextVar("fapiao_csrf", default=None)
 CSP_NONCE: contextvars.ContextVar[str | None] = contextvars.ContextVar("fapiao_csp_nonce", default=None)
 
-CSP = ("default-src 'self'; script-src 'self'{nonce}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'{nonce}; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
+)
 
 
 def content_security_policy(nonce: str | None) -> str:
@@ -51,7 +53,9 @@ def new_session(admin_token: str, now: float | None = None) -> str:
     """A cookie value: base64url(issued-at, random id) + '.' + HMAC. Holds nothing secret."""
     body = struct.pack(">Q", int(now if now is not None else time.time())) + secrets.token_bytes(16)
     sig = hmac.new(_key(admin_token, "session"), body, hashlib.sha256).digest()[:16]
-    return base64.urlsafe_b64encode(body).decode().rstrip("=") + "." + base64.urlsafe_b64encode(sig).decode().rstrip("=")
+    return (
+        base64.urlsafe_b64encode(body).decode().rstrip("=") + "." + base64.urlsafe_b64encode(sig).decode().rstrip("=")
+    )
 
 
 def session_id(admin_token: str, cookie: str, now: float | None = None) -> str | None:

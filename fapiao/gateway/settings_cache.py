@@ -67,15 +67,24 @@ class SettingsCache:
 
     def stats(self) -> dict:
         """What /readyz and the admin page show about the scan side's copy of the settings."""
-        return {"records": len(self.items), "applied": self.applied, "errors": self.errors,
-                "last_good_at": self.last_good_at.isoformat() if self.last_good_at else None,
-                "last_error": self.last_error}
+        return {
+            "records": len(self.items),
+            "applied": self.applied,
+            "errors": self.errors,
+            "last_good_at": self.last_good_at.isoformat() if self.last_good_at else None,
+            "last_error": self.last_error,
+        }
 
     async def start(self) -> None:
         s = self.settings
-        self._consumer = AIOKafkaConsumer(s.topics["settings"], bootstrap_servers=s.bootstrap_servers.split(","),
-                                          group_id=None, auto_offset_reset="earliest", enable_auto_commit=False,
-                                          fetch_max_wait_ms=s.fetch_max_wait_ms)
+        self._consumer = AIOKafkaConsumer(
+            s.topics["settings"],
+            bootstrap_servers=s.bootstrap_servers.split(","),
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=s.fetch_max_wait_ms,
+        )
         await self._consumer.start()
         self._task = asyncio.create_task(self._run())
 

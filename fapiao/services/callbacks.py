@@ -29,27 +29,59 @@ def payload(event) -> tuple[str, str | None, dict]:
     stamp = int(event.occurred_at.timestamp() * 1000)
     if isinstance(event, OrderAccepted):
         o = event.order
-        return "accepted", o.business_system_code, {
-            "Event": "accepted", "Code": event.code, "Message": event.message, "SaleNo": o.bill_no,
-            "TaxNo": o.seller_tax_id, "QrLink": event.link, "ExpiresAt": event.link_expires_at.isoformat(),
-            **({"H5Url": event.h5_url} if event.h5_url else {}), "Timestamp": stamp,
-        }
+        return (
+            "accepted",
+            o.business_system_code,
+            {
+                "Event": "accepted",
+                "Code": event.code,
+                "Message": event.message,
+                "SaleNo": o.bill_no,
+                "TaxNo": o.seller_tax_id,
+                "QrLink": event.link,
+                "ExpiresAt": event.link_expires_at.isoformat(),
+                **({"H5Url": event.h5_url} if event.h5_url else {}),
+                "Timestamp": stamp,
+            },
+        )
     if isinstance(event, OrderRejected):
-        return "rejected", event.business_system_code, {
-            "Event": "rejected", "Code": event.code, "Message": event.message, "SaleNo": event.bill_no, "TaxNo": event.order_key.split(":", 1)[0],
-            "Errors": [v.model_dump() for v in event.violations], "Timestamp": stamp,
-        }
+        return (
+            "rejected",
+            event.business_system_code,
+            {
+                "Event": "rejected",
+                "Code": event.code,
+                "Message": event.message,
+                "SaleNo": event.bill_no,
+                "TaxNo": event.order_key.split(":", 1)[0],
+                "Errors": [v.model_dump() for v in event.violations],
+                "Timestamp": stamp,
+            },
+        )
     if isinstance(event, InvoiceIssued):
         inv = event.invoice
-        return "issued", None, {
-            "Event": "issued", "SaleNo": inv.bill_no, "InvoiceNo": inv.number, "InvoiceCode": "",
-            "InvoiceType": inv.kind.value, "InvoiceAmount": str(inv.total_with_tax),
-            "InvoiceTime": inv.issued_at.strftime("%Y-%m-%d %H:%M:%S"), "InvoiceTitle": inv.buyer.title,
-            "TaxNo": inv.buyer.tax_id or "", "InvoiceCompany": inv.seller_name,
-            "InvoiceAddr": inv.buyer.address_tel or "", "InvoiceBank": inv.buyer.bank_account or "",
-            "InvoiceUrl": event.documents.get("html", ""), "OpenId": "", "Timestamp": stamp,
-            **({"RedOf": inv.red_of, "RedConfirmationId": inv.red_confirmation_id} if inv.red_of else {}),
-        }
+        return (
+            "issued",
+            None,
+            {
+                "Event": "issued",
+                "SaleNo": inv.bill_no,
+                "InvoiceNo": inv.number,
+                "InvoiceCode": "",
+                "InvoiceType": inv.kind.value,
+                "InvoiceAmount": str(inv.total_with_tax),
+                "InvoiceTime": inv.issued_at.strftime("%Y-%m-%d %H:%M:%S"),
+                "InvoiceTitle": inv.buyer.title,
+                "TaxNo": inv.buyer.tax_id or "",
+                "InvoiceCompany": inv.seller_name,
+                "InvoiceAddr": inv.buyer.address_tel or "",
+                "InvoiceBank": inv.buyer.bank_account or "",
+                "InvoiceUrl": event.documents.get("html", ""),
+                "OpenId": "",
+                "Timestamp": stamp,
+                **({"RedOf": inv.red_of, "RedConfirmationId": inv.red_confirmation_id} if inv.red_of else {}),
+            },
+        )
     raise TypeError(f"no callback for {type(event).__name__}")
 
 
@@ -60,15 +92,19 @@ def signature(secret: str, body: bytes) -> str:
 def _system_for(s: Session, code: str | None, order_key: str) -> BusinessSystemRow | None:
     if code is None:
         seller, _, bill_no = order_key.partition(":")
-        code = s.scalar(select(OrderRow.business_system_code).where(OrderRow.seller_tax_id == seller,
-                                                                     OrderRow.bill_no == bill_no))
+        code = s.scalar(
+            select(OrderRow.business_system_code).where(OrderRow.seller_tax_id == seller, OrderRow.bill_no == bill_no)
+        )
     return s.scalar(select(BusinessSystemRow).where(BusinessSystemRow.code == code)) if code else None
 
 
 def _attempt(s: Session, row: CallbackRow, secret: str, post: Post, timeout: float, tries: int, now: datetime):
     body = json.dumps(row.payload, ensure_ascii=False).encode()
-    headers = {"X-Fapiao-Event": row.kind, "X-Fapiao-Event-Id": row.event_id,
-               "X-Fapiao-Signature": "sha256=" + signature(secret, body)}
+    headers = {
+        "X-Fapiao-Event": row.kind,
+        "X-Fapiao-Event-Id": row.event_id,
+        "X-Fapiao-Signature": "sha256=" + signature(secret, body),
+    }
     try:
         for attempt in transient_retries(tries):
             with attempt:
@@ -84,8 +120,9 @@ def _attempt(s: Session, row: CallbackRow, secret: str, post: Post, timeout: flo
     s.commit()
 
 
-def push_back(sessions: sessionmaker, post: Post, event, *, timeout: float, tries: int = 3,
-              now: datetime | None = None) -> list:
+def push_back(
+    sessions: sessionmaker, post: Post, event, *, timeout: float, tries: int = 3, now: datetime | None = None
+) -> list:
     """POST an ``orders.accepted``, ``orders.rejected`` or ``invoices.issued`` to its business system's callback
     URL (nothing when it has none). Commits a ``callbacks`` row for the event id (pending) before posting, then
     its result: sent, or failed with the time of the next try (transient) or none (refused: a person decides).
@@ -101,22 +138,32 @@ def push_back(sessions: sessionmaker, post: Post, event, *, timeout: float, trie
         if system is None or not system.callback_url:
             return []
         if row is None:
-            row = CallbackRow(event_id=event.event_id, business_system_code=system.code, kind=kind,
-                              url=system.callback_url, payload=body, status="pending", attempts=0, updated_at=now)
+            row = CallbackRow(
+                event_id=event.event_id,
+                business_system_code=system.code,
+                kind=kind,
+                url=system.callback_url,
+                payload=body,
+                status="pending",
+                attempts=0,
+                updated_at=now,
+            )
             if insert_once(s, row) is None:
                 return []  # another worker has it
         _attempt(s, row, system.secret, post, timeout, tries, now)
     return []
 
 
-def retry_due(sessions: sessionmaker, post: Post, *, timeout: float, now: datetime | None = None,
-              limit: int = 100) -> int:
+def retry_due(
+    sessions: sessionmaker, post: Post, *, timeout: float, now: datetime | None = None, limit: int = 100
+) -> int:
     """Try again every failed callback whose time has come; returns how many were sent."""
     now = now or datetime.now(timezone.utc)
     sent = 0
     with sessions() as s:
-        due = s.scalars(select(CallbackRow).where(CallbackRow.status == "failed",
-                                                  CallbackRow.next_attempt_at <= now).limit(limit)).all()
+        due = s.scalars(
+            select(CallbackRow).where(CallbackRow.status == "failed", CallbackRow.next_attempt_at <= now).limit(limit)
+        ).all()
         for row in due:
             system = s.scalar(select(BusinessSystemRow).where(BusinessSystemRow.code == row.business_system_code))
             _attempt(s, row, system.secret if system else "", post, timeout, 1, now)

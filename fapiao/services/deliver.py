@@ -72,8 +72,9 @@ class DeliveryConfig:
         return f"{self.base_url}/d/{token}"
 
 
-def compose_email(invoice: Invoice, documents: dict[str, str], to: str, cfg: DeliveryConfig, request_id: str,
-                  link: str) -> EmailMessage:
+def compose_email(
+    invoice: Invoice, documents: dict[str, str], to: str, cfg: DeliveryConfig, request_id: str, link: str
+) -> EmailMessage:
     msg = EmailMessage()
     msg["Subject"] = cfg.templates.render("email_subject", invoice, link).strip()
     msg["From"] = cfg.sender
@@ -85,13 +86,21 @@ def compose_email(invoice: Invoice, documents: dict[str, str], to: str, cfg: Del
     for fmt, mime in (("pdf", ("application", "pdf")), ("json", ("application", "json"))):
         path = documents.get(fmt)
         if path and Path(path).exists():
-            msg.add_attachment(Path(path).read_bytes(), maintype=mime[0], subtype=mime[1],
-                               filename=f"{invoice.number}.{fmt}")
+            msg.add_attachment(
+                Path(path).read_bytes(), maintype=mime[0], subtype=mime[1], filename=f"{invoice.number}.{fmt}"
+            )
     return msg
 
 
-def deliver(sessions: sessionmaker, mailer: Mailer, sms: SmsSender | None, ev: DeliveryRequested,
-            cfg: DeliveryConfig, *, now: datetime | None = None) -> list[Outcome]:
+def deliver(
+    sessions: sessionmaker,
+    mailer: Mailer,
+    sms: SmsSender | None,
+    ev: DeliveryRequested,
+    cfg: DeliveryConfig,
+    *,
+    now: datetime | None = None,
+) -> list[Outcome]:
     """Handle one ``delivery.requested``: record it once, then send it unless it is final, being sent, or waiting
     for a retry that is not due. Returns ``delivery.completed`` when the request is (or already was) sent or
     failed; nothing while it waits for a retry, which is committed to the ledger before this returns.
@@ -108,8 +117,9 @@ def deliver(sessions: sessionmaker, mailer: Mailer, sms: SmsSender | None, ev: D
         return _attempt(s, row, mailer, sms, cfg, now, ev.order_key)
 
 
-def deliver_batch(sessions: sessionmaker, mailer: Mailer, sms: SmsSender | None, events: list[DeliveryRequested],
-                  cfg: DeliveryConfig) -> list[list[Outcome]]:
+def deliver_batch(
+    sessions: sessionmaker, mailer: Mailer, sms: SmsSender | None, events: list[DeliveryRequested], cfg: DeliveryConfig
+) -> list[list[Outcome]]:
     """``deliver`` for each request of a batch, in order, the e-mails on one SMTP connection when the mailer
     offers one (``connection()``). Each request keeps its own ledger row and commits, exactly as ``deliver``
     alone: a batch that fails part-way and is handled again sends nothing twice. Returns the outcomes per
@@ -129,8 +139,15 @@ def _connection(mailer: Mailer) -> Iterator[Mailer]:
             yield conn
 
 
-def retry_due(sessions: sessionmaker, mailer: Mailer, sms: SmsSender | None, cfg: DeliveryConfig, *,
-              now: datetime | None = None, limit: int = 500) -> list[Outcome]:
+def retry_due(
+    sessions: sessionmaker,
+    mailer: Mailer,
+    sms: SmsSender | None,
+    cfg: DeliveryConfig,
+    *,
+    now: datetime | None = None,
+    limit: int = 500,
+) -> list[Outcome]:
     """Send the deliveries whose time has come: retries that are due, claims whose lease is over (a worker died
     mid-send), and queued re-sends older than a lease (their request never came). Stops at the first transient
     failure, so a server still down is probed with one message per round, not all of them. Returns
@@ -138,8 +155,12 @@ def retry_due(sessions: sessionmaker, mailer: Mailer, sms: SmsSender | None, cfg
     outcomes: list[Outcome] = []
     with sessions() as s, _connection(mailer) as conn:
         at = now or _utcnow()
-        due = s.scalars(select(DeliveryRow).where(_due_clause(at, cfg.retry.lease))
-                        .order_by(DeliveryRow.next_attempt_at, DeliveryRow.id).limit(limit)).all()
+        due = s.scalars(
+            select(DeliveryRow)
+            .where(_due_clause(at, cfg.retry.lease))
+            .order_by(DeliveryRow.next_attempt_at, DeliveryRow.id)
+            .limit(limit)
+        ).all()
         for row in due:
             at = now or _utcnow()
             if not _claim(s, row, at, cfg.retry.lease):
@@ -156,9 +177,18 @@ def _utcnow() -> datetime:
 
 def _record(s: Session, ev: DeliveryRequested, now: datetime, lease: timedelta) -> DeliveryRow | None:
     """Insert the request's row, claimed by us (``sending``); ``None`` if it was already there."""
-    row = DeliveryRow(request_id=ev.request_id, invoice_number=ev.invoice_number, channel=ev.channel.value,
-                      target=ev.to, status="sending", reason=ev.reason, attempts=1, next_attempt_at=now + lease,
-                      created_at=now, updated_at=now)
+    row = DeliveryRow(
+        request_id=ev.request_id,
+        invoice_number=ev.invoice_number,
+        channel=ev.channel.value,
+        target=ev.to,
+        status="sending",
+        reason=ev.reason,
+        attempts=1,
+        next_attempt_at=now + lease,
+        created_at=now,
+        updated_at=now,
+    )
     return insert_once(s, row)
 
 
@@ -170,27 +200,46 @@ def _due(row: DeliveryRow, now: datetime) -> bool:
 def _due_clause(now: datetime, lease: timedelta):
     """For the timer, which has no request in hand: a row without a time (a re-send whose request is late, a
     ``sending`` row from before 0007) only once it is a lease old."""
-    return and_(DeliveryRow.status.in_(WAITING),
-                or_(DeliveryRow.next_attempt_at <= now,
-                    and_(DeliveryRow.next_attempt_at.is_(None), DeliveryRow.updated_at <= now - lease)))
+    return and_(
+        DeliveryRow.status.in_(WAITING),
+        or_(
+            DeliveryRow.next_attempt_at <= now,
+            and_(DeliveryRow.next_attempt_at.is_(None), DeliveryRow.updated_at <= now - lease),
+        ),
+    )
 
 
 def _claim(s: Session, row: DeliveryRow, now: datetime, lease: timedelta) -> bool:
     """Take the row for one attempt if nobody changed it since it was read; True if we got it."""
-    result = cast(CursorResult, s.execute(
-        update(DeliveryRow)
-        .where(DeliveryRow.id == row.id, DeliveryRow.status == row.status, DeliveryRow.attempts == row.attempts)
-        .values(status="sending", attempts=row.attempts + 1, next_attempt_at=now + lease,
-                created_at=row.created_at or row.updated_at, updated_at=now)
-    ))
+    result = cast(
+        CursorResult,
+        s.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.id == row.id, DeliveryRow.status == row.status, DeliveryRow.attempts == row.attempts)
+            .values(
+                status="sending",
+                attempts=row.attempts + 1,
+                next_attempt_at=now + lease,
+                created_at=row.created_at or row.updated_at,
+                updated_at=now,
+            )
+        ),
+    )
     claimed = result.rowcount == 1
     s.commit()
     s.refresh(row)
     return claimed
 
 
-def _attempt(s: Session, row: DeliveryRow, mailer: Mailer, sms: SmsSender | None, cfg: DeliveryConfig,
-             now: datetime, order_key: str) -> list[Outcome]:
+def _attempt(
+    s: Session,
+    row: DeliveryRow,
+    mailer: Mailer,
+    sms: SmsSender | None,
+    cfg: DeliveryConfig,
+    now: datetime,
+    order_key: str,
+) -> list[Outcome]:
     """One try of a row we hold; records and returns what came of it."""
     inv_row = s.scalar(select(InvoiceRow).where(InvoiceRow.number == row.invoice_number))
     try:
@@ -198,8 +247,14 @@ def _attempt(s: Session, row: DeliveryRow, mailer: Mailer, sms: SmsSender | None
     except Transient as exc:
         when = cfg.retry.next_attempt(row.attempts, row.created_at or now, now)
         if when is None:
-            return _end(s, row, "failed", f"{cfg.retry.gave_up(row.attempts, row.created_at or now, now)}; "
-                                          f"last error: {exc}", now, order_key)
+            return _end(
+                s,
+                row,
+                "failed",
+                f"{cfg.retry.gave_up(row.attempts, row.created_at or now, now)}; last error: {exc}",
+                now,
+                order_key,
+            )
         return _end(s, row, "queued", str(exc), now, order_key, next_attempt_at=when)
     except PermanentDeliveryError as exc:
         return _end(s, row, "failed", str(exc), now, order_key)
@@ -209,8 +264,14 @@ def _attempt(s: Session, row: DeliveryRow, mailer: Mailer, sms: SmsSender | None
     return _end(s, row, "sent", None, now, order_key)
 
 
-def _send(row: DeliveryRow, inv_row: InvoiceRow | None, mailer: Mailer, sms: SmsSender | None,
-          cfg: DeliveryConfig, now: datetime) -> None:
+def _send(
+    row: DeliveryRow,
+    inv_row: InvoiceRow | None,
+    mailer: Mailer,
+    sms: SmsSender | None,
+    cfg: DeliveryConfig,
+    now: datetime,
+) -> None:
     if inv_row is None or not inv_row.invoice:
         raise PermanentDeliveryError(f"invoice {row.invoice_number} is not known")
     invoice = Invoice.model_validate(inv_row.invoice)
@@ -223,26 +284,37 @@ def _send(row: DeliveryRow, inv_row: InvoiceRow | None, mailer: Mailer, sms: Sms
         sms.send(row.target, cfg.templates.render("sms", invoice, link))
 
 
-def _end(s: Session, row: DeliveryRow, status: str, error: str | None, now: datetime, order_key: str,
-         next_attempt_at: datetime | None = None) -> list[Outcome]:
+def _end(
+    s: Session,
+    row: DeliveryRow,
+    status: str,
+    error: str | None,
+    now: datetime,
+    order_key: str,
+    next_attempt_at: datetime | None = None,
+) -> list[Outcome]:
     """Record the attempt's result. A message that went out is recorded as sent whatever happened meanwhile; any
     other result only while the row is still ours (not taken over after our lease ran out)."""
     if status == "sent":
         still = DeliveryRow.status != "sent"
     else:
         still = and_(DeliveryRow.status == "sending", DeliveryRow.attempts == row.attempts)
-    s.execute(update(DeliveryRow).where(DeliveryRow.id == row.id, still)
-              .values(status=status, error=error[:500] if error else None, next_attempt_at=next_attempt_at,
-                      updated_at=now))
+    s.execute(
+        update(DeliveryRow)
+        .where(DeliveryRow.id == row.id, still)
+        .values(status=status, error=error[:500] if error else None, next_attempt_at=next_attempt_at, updated_at=now)
+    )
     s.commit()
     s.refresh(row)
     return [_completed(row, order_key)] if row.status in FINAL else []
 
 
 def _order_key(s: Session, invoice_number: str) -> str:
-    found = s.execute(select(OrderRow.seller_tax_id, OrderRow.bill_no)
-                      .join(InvoiceRow, InvoiceRow.order_id == OrderRow.id)
-                      .where(InvoiceRow.number == invoice_number)).first()
+    found = s.execute(
+        select(OrderRow.seller_tax_id, OrderRow.bill_no)
+        .join(InvoiceRow, InvoiceRow.order_id == OrderRow.id)
+        .where(InvoiceRow.number == invoice_number)
+    ).first()
     return f"{found[0]}:{found[1]}" if found else f":{invoice_number}"
 
 
@@ -273,25 +345,37 @@ def pending_deliveries(sessions: sessionmaker, *, include_failed: bool = False) 
     with ``include_failed`` also those that failed."""
     states = WAITING + (("failed",) if include_failed else ())
     with sessions() as s:
-        return list(s.scalars(select(DeliveryRow).where(DeliveryRow.status.in_(states))
-                              .order_by(DeliveryRow.status.desc(), DeliveryRow.next_attempt_at, DeliveryRow.id)))
+        return list(
+            s.scalars(
+                select(DeliveryRow)
+                .where(DeliveryRow.status.in_(states))
+                .order_by(DeliveryRow.status.desc(), DeliveryRow.next_attempt_at, DeliveryRow.id)
+            )
+        )
 
 
 def waiting_counts(sessions: sessionmaker) -> dict[str, int]:
     """Unfinished deliveries for the ``fapiao_deliveries_waiting`` gauge: ``retrying`` (queued after a failed
     try), ``queued`` (not tried yet), ``sending``."""
     with sessions() as s:
-        found = s.execute(select(DeliveryRow.status, DeliveryRow.attempts, func.count())
-                          .where(DeliveryRow.status.in_(WAITING))
-                          .group_by(DeliveryRow.status, DeliveryRow.attempts)).all()
+        found = s.execute(
+            select(DeliveryRow.status, DeliveryRow.attempts, func.count())
+            .where(DeliveryRow.status.in_(WAITING))
+            .group_by(DeliveryRow.status, DeliveryRow.attempts)
+        ).all()
     counts = {"retrying": 0, "queued": 0, "sending": 0}
     for status, attempts, n in found:
         counts["retrying" if status == "queued" and attempts else status] += n
     return counts
 
 
-def retry_now(sessions: sessionmaker, request_ids: list[str] | None = None, *, include_failed: bool = False,
-              now: datetime | None = None) -> list[str]:
+def retry_now(
+    sessions: sessionmaker,
+    request_ids: list[str] | None = None,
+    *,
+    include_failed: bool = False,
+    now: datetime | None = None,
+) -> list[str]:
     """Make deliveries waiting for a retry due at once (all, or those named); with ``include_failed``, give failed
     ones one more try as well (then the usual limits apply). The delivery worker's timer sends them within
     ``FAPIAO_DELIVERY_RETRY_INTERVAL``. Returns the request ids made due; idempotent."""
@@ -303,7 +387,10 @@ def retry_now(sessions: sessionmaker, request_ids: list[str] | None = None, *, i
             query = query.where(DeliveryRow.request_id.in_(request_ids))
         ids = list(s.scalars(query))
         if ids:
-            s.execute(update(DeliveryRow).where(DeliveryRow.request_id.in_(ids), DeliveryRow.status.in_(states))
-                      .values(status="queued", next_attempt_at=now, updated_at=now))
+            s.execute(
+                update(DeliveryRow)
+                .where(DeliveryRow.request_id.in_(ids), DeliveryRow.status.in_(states))
+                .values(status="queued", next_attempt_at=now, updated_at=now)
+            )
             s.commit()
     return ids

@@ -37,8 +37,9 @@ class DeadLetter:
 
 def from_record(record) -> DeadLetter:
     headers = {k: (v or b"").decode("utf-8", "replace") for k, v in (record.headers or [])}
-    return DeadLetter(f"{record.topic}:{record.partition}:{record.offset}", record.key, record.value, headers,
-                      record.timestamp)
+    return DeadLetter(
+        f"{record.topic}:{record.partition}:{record.offset}", record.key, record.value, headers, record.timestamp
+    )
 
 
 def replayed_refs(sessions: sessionmaker) -> set[str]:
@@ -46,8 +47,9 @@ def replayed_refs(sessions: sessionmaker) -> set[str]:
         return set(s.scalars(select(DlqReplayRow.dlq_ref)))
 
 
-def replay(sessions: sessionmaker, send, letters: list[DeadLetter], *, force: bool = False,
-           now: datetime | None = None) -> tuple[list[str], list[str]]:
+def replay(
+    sessions: sessionmaker, send, letters: list[DeadLetter], *, force: bool = False, now: datetime | None = None
+) -> tuple[list[str], list[str]]:
     """Send each letter back to its original topic (``send(topic, key, value, headers)``), once.
     Returns (replayed refs, skipped refs: already replayed or with no original topic)."""
     now = now or datetime.now(timezone.utc)

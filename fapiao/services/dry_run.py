@@ -17,16 +17,21 @@ from fapiao.services.merchants import push_context
 from schemas.bill_push import NotAnOrder, parse_push
 
 
-def check_messages(sessions: sessionmaker, messages: list[bytes], line_tax_tolerance: Decimal
-                   ) -> tuple[list[str], list[str]]:
+def check_messages(
+    sessions: sessionmaker, messages: list[bytes], line_tax_tolerance: Decimal
+) -> tuple[list[str], list[str]]:
     """(notes, violations), one line each. Reads merchant settings through ``sessions``; writes nothing."""
     engine = sessions.kw["bind"]
     has_merchants = "orgs" in inspect(engine).get_table_names()
     out: list[str] = []
-    notes = [] if has_merchants else [
-        f"note: no merchant data in {engine.url.render_as_string(hide_password=True)}; "
-        "business system and invoice-kind rules skipped"
-    ]
+    notes = (
+        []
+        if has_merchants
+        else [
+            f"note: no merchant data in {engine.url.render_as_string(hide_password=True)}; "
+            "business system and invoice-kind rules skipped"
+        ]
+    )
     for m, raw in enumerate(messages):
         try:
             push = parse_push(raw)
@@ -36,9 +41,13 @@ def check_messages(sessions: sessionmaker, messages: list[bytes], line_tax_toler
         for b, bill in enumerate(push.data):
             if has_merchants:
                 with sessions() as s:
-                    ctx = push_context(s, system_code=bill.businessSystemCode or push.businessSystemCode,
-                                       seller_tax_id=bill.sellerTaxpayerId, qr_key=bill.qrKey,
-                                       line_tax_tolerance=line_tax_tolerance)
+                    ctx = push_context(
+                        s,
+                        system_code=bill.businessSystemCode or push.businessSystemCode,
+                        seller_tax_id=bill.sellerTaxpayerId,
+                        qr_key=bill.qrKey,
+                        line_tax_tolerance=line_tax_tolerance,
+                    )
             else:
                 ctx = PushContext(system=None, setting=None)
             result = check_bill(bill, ctx, push.businessSystemCode)

@@ -50,8 +50,10 @@ def _original(bill: Bill, whole: bool) -> dict[str, Any]:
         return original
     cut = {k: v[:ORIGINAL_MAX_CHARS] if isinstance(v, str) else v for k, v in original.items() if k != "billDetail"}
     lines = original.get("billDetail") or []
-    cut["billDetail"] = [{k: v[:ORIGINAL_MAX_CHARS] if isinstance(v, str) else v for k, v in line.items()}
-                         for line in lines[:ORIGINAL_MAX_LINES]]
+    cut["billDetail"] = [
+        {k: v[:ORIGINAL_MAX_CHARS] if isinstance(v, str) else v for k, v in line.items()}
+        for line in lines[:ORIGINAL_MAX_LINES]
+    ]
     cut["billDetailCount"] = len(lines)
     return cut
 
@@ -86,12 +88,24 @@ class StoredOrder(NamedTuple):
 
 
 _INSERT = insert(cast(Table, OrderRow.__table__))  # Core: one executemany, no ORM bulk bookkeeping
-_STORED = (OrderRow.seller_tax_id, OrderRow.bill_no, OrderRow.content_hash, OrderRow.link_id,
-           OrderRow.link_expires_at, OrderRow.created_at)
+_STORED = (
+    OrderRow.seller_tax_id,
+    OrderRow.bill_no,
+    OrderRow.content_hash,
+    OrderRow.link_id,
+    OrderRow.link_expires_at,
+    OrderRow.created_at,
+)
 
 
-def _accepted(row: StoredOrder, order: Order, minter: LinkMinter, request_id: str | None,
-              warnings: list[Violation], h5: bool = False) -> Outcome:
+def _accepted(
+    row: StoredOrder,
+    order: Order,
+    minter: LinkMinter,
+    request_id: str | None,
+    warnings: list[Violation],
+    h5: bool = False,
+) -> Outcome:
     expires = row.link_expires_at
     link = minter.url(row.link_id, expires)
     # Every part is already valid (the order passed the rules as a validated Order): build without validating again.
@@ -197,14 +211,20 @@ def _bill_bytes(push: BillPush, bill: Bill, limits: IntakeLimits) -> int:
     return len(bill.model_dump_json(exclude_none=True).encode())
 
 
-def _check(s: Session, push: BillPush, index: int, bill: Bill, lookup, limits: IntakeLimits,
-           line_tax_tolerance: Decimal) -> _Checked:
+def _check(
+    s: Session, push: BillPush, index: int, bill: Bill, lookup, limits: IntakeLimits, line_tax_tolerance: Decimal
+) -> _Checked:
     over = check_limits(bill, _bill_bytes(push, bill, limits), limits)
     if over:
         return _Checked(index, bill, violations=over, whole=False)
     system_code = bill.businessSystemCode or push.businessSystemCode
-    ctx = lookup(s, system_code=system_code, seller_tax_id=bill.sellerTaxpayerId, qr_key=bill.qrKey,
-                 line_tax_tolerance=line_tax_tolerance)
+    ctx = lookup(
+        s,
+        system_code=system_code,
+        seller_tax_id=bill.sellerTaxpayerId,
+        qr_key=bill.qrKey,
+        line_tax_tolerance=line_tax_tolerance,
+    )
     result = check_bill(bill, ctx, push.businessSystemCode)
     unbound = org_binding_violation(ctx, bill.sellerTaxpayerId)
     if unbound is not None:
@@ -213,8 +233,15 @@ def _check(s: Session, push: BillPush, index: int, bill: Bill, lookup, limits: I
         return _Checked(index, bill, violations=result)
     warning = key_tax_id_warning(ctx.setting.org.tax_id, result.seller_tax_id)
     days = int(bill.termValidity) if bill.termValidity else ctx.setting.validity_days
-    return _Checked(index, bill, order=result, digest=content_hash(result),
-                    warnings=[warning] if warning is not None else [], qr_key=ctx.setting.key, days=days)
+    return _Checked(
+        index,
+        bill,
+        order=result,
+        digest=content_hash(result),
+        warnings=[warning] if warning is not None else [],
+        qr_key=ctx.setting.key,
+        days=days,
+    )
 
 
 def _answer(push: BillPush, c: _Checked, rows: dict[tuple[str, str], StoredOrder], minter: LinkMinter) -> Outcome:
@@ -244,8 +271,10 @@ def ingest_pushes(
     now = now or datetime.now(timezone.utc)
     lookup = (contexts or ContextCache(0)).get
     with sessions() as s:
-        plan = [[_check(s, push, i, bill, lookup, limits, line_tax_tolerance) for i, bill in enumerate(push.data)]
-                for push in pushes]
+        plan = [
+            [_check(s, push, i, bill, lookup, limits, line_tax_tolerance) for i, bill in enumerate(push.data)]
+            for push in pushes
+        ]
         wanted = {}
         for c in (c for checked in plan for c in checked if c.order is not None):
             wanted.setdefault((c.order.seller_tax_id, c.order.bill_no), (c.order, c.digest, c.qr_key, c.days))

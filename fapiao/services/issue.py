@@ -122,8 +122,11 @@ def _issued_this_month(s: Session, sellers: set[str], now: datetime) -> dict[str
     if sellers:
         rows = s.execute(
             select(InvoiceRow.seller_tax_id, func.coalesce(func.sum(InvoiceRow.total_with_tax), 0))
-            .where(InvoiceRow.seller_tax_id.in_(sorted(sellers)), InvoiceRow.status == "issued",
-                   InvoiceRow.issued_at >= start)
+            .where(
+                InvoiceRow.seller_tax_id.in_(sorted(sellers)),
+                InvoiceRow.status == "issued",
+                InvoiceRow.issued_at >= start,
+            )
             .group_by(InvoiceRow.seller_tax_id)
         )
         totals.update((seller, Decimal(total or 0)) for seller, total in rows)
@@ -144,8 +147,9 @@ def _number(s: Session, issuer: Issuer, items: list[tuple[str, Invoice]]) -> lis
     return answers
 
 
-def issue_submissions(sessions: sessionmaker, issuer: Issuer, events: list[BuyerSubmitted],
-                      now: datetime | None = None) -> list[list[Outcome]]:
+def issue_submissions(
+    sessions: sessionmaker, issuer: Issuer, events: list[BuyerSubmitted], now: datetime | None = None
+) -> list[list[Outcome]]:
     """Issue what a batch of submissions asks for, in ONE transaction that holds the sellers' locks (SQLite: the
     write lock; PostgreSQL: each seller's ``issue_locks`` row): record each buyer's title, check each seller's
     monthly quota (授信额度) against what is issued this month, take the numbers, record the invoices (issued or
@@ -200,8 +204,7 @@ def issue_submissions(sessions: sessionmaker, issuer: Issuer, events: list[Buyer
             to_issue[key] = (order, draft, setting.org.monthly_limit if setting else None)
             plan.append(key)
 
-        totals = _issued_this_month(s, {o.seller_tax_id for o, _, limit in to_issue.values() if limit is not None},
-                                    now)
+        totals = _issued_this_month(s, {o.seller_tax_id for o, _, limit in to_issue.values() if limit is not None}, now)
         refused: dict[str, IssueRefused] = {}
         pending = list(to_issue)
         while pending:  # again only when the issuer refused some, which leaves room under the quota
@@ -263,8 +266,9 @@ def _current_blue(s: Session, orders) -> dict[int, InvoiceRow]:
     generation = {o.id: o.generation for o in orders}
     ids, rows = sorted(generation), {}
     for i in range(0, len(ids), 500):
-        for r in s.scalars(select(InvoiceRow).where(InvoiceRow.order_id.in_(ids[i : i + 500]),
-                                                    InvoiceRow.red_of.is_(None))):
+        for r in s.scalars(
+            select(InvoiceRow).where(InvoiceRow.order_id.in_(ids[i : i + 500]), InvoiceRow.red_of.is_(None))
+        ):
             if r.generation == generation[r.order_id]:
                 rows[r.order_id] = r
     return rows
@@ -278,14 +282,16 @@ def _issue_key(order_key: str, order: OrderRow) -> str:
 def _invoice_row(s: Session, invoices: dict[int, InvoiceRow], order: OrderRow, now: datetime) -> InvoiceRow:
     row = invoices.get(order.id)
     if row is None:
-        row = invoices[order.id] = InvoiceRow(order_id=order.id, seller_tax_id=order.seller_tax_id, created_at=now,
-                                              generation=order.generation)
+        row = invoices[order.id] = InvoiceRow(
+            order_id=order.id, seller_tax_id=order.seller_tax_id, created_at=now, generation=order.generation
+        )
         s.add(row)
     return row
 
 
-def handle_submission(sessions: sessionmaker, issuer: Issuer, ev: BuyerSubmitted, now: datetime | None = None
-                      ) -> list[Outcome]:
+def handle_submission(
+    sessions: sessionmaker, issuer: Issuer, ev: BuyerSubmitted, now: datetime | None = None
+) -> list[Outcome]:
     """One submission: ``issue_submissions`` with a batch of one (what the worker falls back to, event by event,
     when a batch fails as a whole). Commits, raises and is idempotent as ``issue_submissions``."""
     return issue_submissions(sessions, issuer, [ev], now)[0]
@@ -294,8 +300,12 @@ def handle_submission(sessions: sessionmaker, issuer: Issuer, ev: BuyerSubmitted
 def pending_orders(sessions: sessionmaker) -> list[tuple[OrderRow, SubmissionRow]]:
     """待开票: orders whose buyer submitted a title under 扫码提交抬头, waiting for the merchant."""
     with sessions() as s:
-        rows = s.execute(select(OrderRow, SubmissionRow).join(SubmissionRow, SubmissionRow.order_id == OrderRow.id)
-                         .where(OrderRow.status == "awaiting_issue").order_by(OrderRow.id)).all()
+        rows = s.execute(
+            select(OrderRow, SubmissionRow)
+            .join(SubmissionRow, SubmissionRow.order_id == OrderRow.id)
+            .where(OrderRow.status == "awaiting_issue")
+            .order_by(OrderRow.id)
+        ).all()
         return [tuple(r) for r in rows]
 
 
@@ -310,6 +320,11 @@ def approval_event(sessions: sessionmaker, order_key: str) -> BuyerSubmitted | s
         if order.status != "awaiting_issue":
             return f"订单状态为 {order.status}，不是待开票"
         sub = s.scalar(select(SubmissionRow).where(SubmissionRow.order_id == order.id))
-        return BuyerSubmitted(event_id=stable_id("approved", order_key, sub.submission_id), order_key=order_key,
-                              submission_id=sub.submission_id, buyer=Buyer.model_validate(sub.buyer),
-                              invoice_kind=sub.invoice_kind, merchant_approved=True)
+        return BuyerSubmitted(
+            event_id=stable_id("approved", order_key, sub.submission_id),
+            order_key=order_key,
+            submission_id=sub.submission_id,
+            buyer=Buyer.model_validate(sub.buyer),
+            invoice_kind=sub.invoice_kind,
+            merchant_approved=True,
+        )

@@ -47,16 +47,27 @@ class LagMonitor:
             by_group.setdefault(p.group, [])
             if p.committed is not None:  # a partition the group never committed on says nothing of its health
                 by_group[p.group].append(status)
-            rows.append(PartitionLag(p.group, p.topic, p.partition, p.committed, p.end, window[-1].lag,
-                                     time_lag(window), status))
+            rows.append(
+                PartitionLag(
+                    p.group, p.topic, p.partition, p.committed, p.end, window[-1].lag, time_lag(window), status
+                )
+            )
         return LagReport(rows, {g: group_status(s) for g, s in sorted(by_group.items())})
 
 
 def render_table(report: LagReport) -> str:
     head = ("GROUP", "TOPIC", "PART", "COMMITTED", "END", "LAG", "TIME LAG", "STATUS")
     body = [
-        (p.group, p.topic, str(p.partition), "-" if p.committed is None else str(p.committed), str(p.end),
-         "-" if p.lag is None else str(p.lag), "-" if p.lag_seconds is None else f"{p.lag_seconds:.1f}s", p.status)
+        (
+            p.group,
+            p.topic,
+            str(p.partition),
+            "-" if p.committed is None else str(p.committed),
+            str(p.end),
+            "-" if p.lag is None else str(p.lag),
+            "-" if p.lag_seconds is None else f"{p.lag_seconds:.1f}s",
+            p.status,
+        )
         for p in report.partitions
     ]
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]

@@ -75,7 +75,10 @@ def push_context(
     setting = find_setting(s, key=qr_key, seller_tax_id=seller_tax_id, system_code=system_code)
     known = frozenset(s.scalars(select(OrgRow.tax_id)).all())
     return PushContext(
-        system=system_view, setting=setting, line_tax_tolerance=line_tax_tolerance, known_org_tax_ids=known,
+        system=system_view,
+        setting=setting,
+        line_tax_tolerance=line_tax_tolerance,
+        known_org_tax_ids=known,
         bound_org_tax_ids=bound_org_tax_ids(s, system.code) if system else None,
     )
 
@@ -100,8 +103,13 @@ class ContextCache:
         hit = self._items.get(key)
         if hit and now - hit[0] < self.ttl:
             return hit[1]
-        ctx = push_context(s, system_code=system_code, seller_tax_id=seller_tax_id, qr_key=qr_key,
-                           line_tax_tolerance=line_tax_tolerance)
+        ctx = push_context(
+            s,
+            system_code=system_code,
+            seller_tax_id=seller_tax_id,
+            qr_key=qr_key,
+            line_tax_tolerance=line_tax_tolerance,
+        )
         if self.ttl > 0:
             if len(self._items) > 10_000:
                 self._items.clear()

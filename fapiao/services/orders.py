@@ -29,11 +29,30 @@ from fapiao.services import stable_id
 from schemas.events import OrderRejected
 
 # Order states as listed and filtered (``submitted``: the buyer gave a title, nothing issued yet).
-ORDER_STATES = {"accepted": "待扫码", "submitted": "开票中", "awaiting_issue": "待开票", "issued": "已开票",
-                "failed": "开票失败", "reversed": "已红冲", "rejected": "已拒收"}
-STEP_LABELS = {"pushed": "推送", "accepted": "接收", "rejected": "拒收", "link": "二维码", "scanned": "扫码",
-               "submitted": "提交抬头", "issued": "开具", "failed": "开票失败", "document": "版式文件",
-               "mailed": "交付", "callback": "回推", "reversal": "红字确认单", "red_issued": "红字发票"}
+ORDER_STATES = {
+    "accepted": "待扫码",
+    "submitted": "开票中",
+    "awaiting_issue": "待开票",
+    "issued": "已开票",
+    "failed": "开票失败",
+    "reversed": "已红冲",
+    "rejected": "已拒收",
+}
+STEP_LABELS = {
+    "pushed": "推送",
+    "accepted": "接收",
+    "rejected": "拒收",
+    "link": "二维码",
+    "scanned": "扫码",
+    "submitted": "提交抬头",
+    "issued": "开具",
+    "failed": "开票失败",
+    "document": "版式文件",
+    "mailed": "交付",
+    "callback": "回推",
+    "reversal": "红字确认单",
+    "red_issued": "红字发票",
+}
 
 
 @dataclass(frozen=True)
@@ -47,8 +66,12 @@ class Step:
         return STEP_LABELS.get(self.what, self.what)
 
     def as_json(self) -> dict:
-        return {"what": self.what, "label": self.label, "at": self.at.isoformat() if self.at else None,
-                "detail": self.detail}
+        return {
+            "what": self.what,
+            "label": self.label,
+            "at": self.at.isoformat() if self.at else None,
+            "detail": self.detail,
+        }
 
 
 @dataclass
@@ -88,38 +111,61 @@ class OrderDetail:
     timeline: list[Step] = field(default_factory=list)
 
     def as_json(self) -> dict:
-        return {**self.summary.as_json(), "link": self.link,
-                "link_expires_at": self.link_expires_at.isoformat() if self.link_expires_at else None,
-                "invoices": self.invoices, "confirmations": self.confirmations, "rejections": self.rejections,
-                "timeline": [s.as_json() for s in self.timeline]}
+        return {
+            **self.summary.as_json(),
+            "link": self.link,
+            "link_expires_at": self.link_expires_at.isoformat() if self.link_expires_at else None,
+            "invoices": self.invoices,
+            "confirmations": self.confirmations,
+            "rejections": self.rejections,
+            "timeline": [s.as_json() for s in self.timeline],
+        }
 
 
 # --- recording the facts nothing else records ------------------------------------------------------------------
 
 
-def _record(sessions: sessionmaker, event_id: str, seller: str, bill_no: str, kind: str, detail: dict,
-            at: datetime) -> None:
+def _record(
+    sessions: sessionmaker, event_id: str, seller: str, bill_no: str, kind: str, detail: dict, at: datetime
+) -> None:
     with sessions() as s:
         if s.scalar(select(OrderEventRow.id).where(OrderEventRow.event_id == event_id)) is not None:
             return
         # a racing worker (or a redelivery) may record it first: theirs stands
-        insert_once(s, OrderEventRow(event_id=event_id, seller_tax_id=seller[:20], bill_no=bill_no[:40], kind=kind,
-                                     detail=detail, occurred_at=at))
+        insert_once(
+            s,
+            OrderEventRow(
+                event_id=event_id,
+                seller_tax_id=seller[:20],
+                bill_no=bill_no[:40],
+                kind=kind,
+                detail=detail,
+                occurred_at=at,
+            ),
+        )
 
 
 def record_rejection(sessions: sessionmaker, ev: OrderRejected) -> list:
     """Keep a rejection's codes for the order's timeline (once per event id). Publishes nothing."""
     seller, _, bill_no = ev.order_key.partition(":")
-    _record(sessions, ev.event_id, seller, bill_no or (ev.bill_no or ""), "rejected",
-            {"violations": [v.model_dump() for v in ev.violations], "request_id": ev.request_id}, ev.occurred_at)
+    _record(
+        sessions,
+        ev.event_id,
+        seller,
+        bill_no or (ev.bill_no or ""),
+        "rejected",
+        {"violations": [v.model_dump() for v in ev.violations], "request_id": ev.request_id},
+        ev.occurred_at,
+    )
     return []
 
 
 def record_first_scan(sessions: sessionmaker, order_key: str, now: datetime | None = None) -> None:
     """The buyer's first scan of an order's link (later scans change nothing)."""
     seller, _, bill_no = order_key.partition(":")
-    _record(sessions, stable_id("scanned", order_key), seller, bill_no, "scanned", {},
-            now or datetime.now(timezone.utc))
+    _record(
+        sessions, stable_id("scanned", order_key), seller, bill_no, "scanned", {}, now or datetime.now(timezone.utc)
+    )
 
 
 # --- finding and listing -----------------------------------------------------------------------------------------
@@ -129,25 +175,44 @@ def _blue_invoices(s: Session, order_ids: list[int]) -> dict[int, InvoiceRow]:
     """Each order's latest blue invoice."""
     out: dict[int, InvoiceRow] = {}
     if order_ids:
-        for inv in s.scalars(select(InvoiceRow).where(InvoiceRow.order_id.in_(order_ids), InvoiceRow.red_of.is_(None))
-                             .order_by(InvoiceRow.generation)):
+        for inv in s.scalars(
+            select(InvoiceRow)
+            .where(InvoiceRow.order_id.in_(order_ids), InvoiceRow.red_of.is_(None))
+            .order_by(InvoiceRow.generation)
+        ):
             out[inv.order_id] = inv
     return out
 
 
 def _summary(o: OrderRow, submitted: bool, inv: InvoiceRow | None) -> OrderSummary:
     status = "submitted" if o.status == "accepted" and submitted else o.status
-    return OrderSummary(o.seller_tax_id, o.bill_no, status, o.order.get("invoice_kind"), str(o.total_amount),
-                        o.created_at, inv.number if inv is not None else None, o.business_system_code)
+    return OrderSummary(
+        o.seller_tax_id,
+        o.bill_no,
+        status,
+        o.order.get("invoice_kind"),
+        str(o.total_amount),
+        o.created_at,
+        inv.number if inv is not None else None,
+        o.business_system_code,
+    )
 
 
 def _day_start(d: date) -> datetime:
     return datetime.combine(d, time.min, tzinfo=timezone.utc)
 
 
-def list_orders(sessions: sessionmaker, *, status: str | None = None, seller: str | None = None,
-                kind: str | None = None, since: date | None = None, until: date | None = None, page: int = 1,
-                per_page: int = 50) -> tuple[list[OrderSummary], int]:
+def list_orders(
+    sessions: sessionmaker,
+    *,
+    status: str | None = None,
+    seller: str | None = None,
+    kind: str | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    page: int = 1,
+    per_page: int = 50,
+) -> tuple[list[OrderSummary], int]:
     """One page of orders, newest first, and how many match. ``status`` ``rejected`` lists rejected bills (which
     never became orders); dates are UTC days, ``until`` included. Reads only."""
     page, per_page = max(1, page), max(1, min(per_page, 500))
@@ -171,8 +236,9 @@ def list_orders(sessions: sessionmaker, *, status: str | None = None, seller: st
         elif status:
             q = q.where(OrderRow.status == status)
         total = s.scalar(select(func.count()).select_from(q.subquery()))
-        rows = s.scalars(q.order_by(OrderRow.created_at.desc(), OrderRow.id.desc())
-                         .offset((page - 1) * per_page).limit(per_page)).all()
+        rows = s.scalars(
+            q.order_by(OrderRow.created_at.desc(), OrderRow.id.desc()).offset((page - 1) * per_page).limit(per_page)
+        ).all()
         ids = [o.id for o in rows]
         subs = set(s.scalars(select(SubmissionRow.order_id).where(SubmissionRow.order_id.in_(ids)))) if ids else set()
         invs = _blue_invoices(s, ids)
@@ -188,8 +254,11 @@ def _rejected_page(s: Session, seller, since, until, page, per_page) -> tuple[li
     if until:
         q = q.where(OrderEventRow.occurred_at < _day_start(until + timedelta(days=1)))
     total = s.scalar(select(func.count()).select_from(q.subquery()))
-    rows = s.scalars(q.order_by(OrderEventRow.occurred_at.desc(), OrderEventRow.id.desc())
-                     .offset((page - 1) * per_page).limit(per_page)).all()
+    rows = s.scalars(
+        q.order_by(OrderEventRow.occurred_at.desc(), OrderEventRow.id.desc())
+        .offset((page - 1) * per_page)
+        .limit(per_page)
+    ).all()
     return [OrderSummary(r.seller_tax_id, r.bill_no, "rejected", None, None, r.occurred_at) for r in rows], total
 
 
@@ -205,14 +274,19 @@ def find_orders(sessions: sessionmaker, bill_no: str, seller: str | None = None,
         rejected: dict[str, list[OrderEventRow]] = {}
         for r in s.scalars(e.order_by(OrderEventRow.occurred_at)):
             rejected.setdefault(r.seller_tax_id, []).append(r)
-        return [_detail(s, orders.get(sel), rejected.get(sel, []), sel, bill_no, minter)
-                for sel in sorted(set(orders) | set(rejected))]
+        return [
+            _detail(s, orders.get(sel), rejected.get(sel, []), sel, bill_no, minter)
+            for sel in sorted(set(orders) | set(rejected))
+        ]
 
 
-def _detail(s: Session, o: OrderRow | None, rejections: list[OrderEventRow], seller: str, bill_no: str,
-            minter) -> OrderDetail:
-    steps = [Step("rejected", r.occurred_at, " ".join(f"{v['code']} {v['message']}" for v in r.detail["violations"]))
-             for r in rejections]
+def _detail(
+    s: Session, o: OrderRow | None, rejections: list[OrderEventRow], seller: str, bill_no: str, minter
+) -> OrderDetail:
+    steps = [
+        Step("rejected", r.occurred_at, " ".join(f"{v['code']} {v['message']}" for v in r.detail["violations"]))
+        for r in rejections
+    ]
     rej = [{"at": r.occurred_at.isoformat(), "violations": r.detail["violations"]} for r in rejections]
     if o is None:
         summary = OrderSummary(seller, bill_no, "rejected", None, None, rejections[-1].occurred_at)
@@ -220,27 +294,42 @@ def _detail(s: Session, o: OrderRow | None, rejections: list[OrderEventRow], sel
     link = minter.url(o.link_id, o.link_expires_at) if minter else None
     sub = s.scalar(select(SubmissionRow).where(SubmissionRow.order_id == o.id))
     invoices = list(s.scalars(select(InvoiceRow).where(InvoiceRow.order_id == o.id).order_by(InvoiceRow.id)))
-    confs = list(s.scalars(select(RedConfirmationRow).where(RedConfirmationRow.order_id == o.id)
-                           .order_by(RedConfirmationRow.id)))
+    confs = list(
+        s.scalars(select(RedConfirmationRow).where(RedConfirmationRow.order_id == o.id).order_by(RedConfirmationRow.id))
+    )
     blue = [i for i in invoices if i.red_of is None]
-    steps += [Step("pushed", o.created_at, o.business_system_code),
-              Step("accepted", o.created_at, f"链接有效期至 {o.link_expires_at:%Y-%m-%d %H:%M}"),
-              Step("link", o.created_at, link or f"/q/… (link {o.link_id})")]
-    scanned = s.scalar(select(OrderEventRow.occurred_at).where(
-        OrderEventRow.kind == "scanned", OrderEventRow.seller_tax_id == o.seller_tax_id,
-        OrderEventRow.bill_no == o.bill_no))
+    steps += [
+        Step("pushed", o.created_at, o.business_system_code),
+        Step("accepted", o.created_at, f"链接有效期至 {o.link_expires_at:%Y-%m-%d %H:%M}"),
+        Step("link", o.created_at, link or f"/q/… (link {o.link_id})"),
+    ]
+    scanned = s.scalar(
+        select(OrderEventRow.occurred_at).where(
+            OrderEventRow.kind == "scanned",
+            OrderEventRow.seller_tax_id == o.seller_tax_id,
+            OrderEventRow.bill_no == o.bill_no,
+        )
+    )
     if scanned:
         steps.append(Step("scanned", scanned))
     if sub:
-        steps.append(Step("submitted", sub.submitted_at, f"{sub.buyer.get('title', '')} {sub.buyer.get('tax_id') or ''}"
-                          .strip()))
+        steps.append(
+            Step("submitted", sub.submitted_at, f"{sub.buyer.get('title', '')} {sub.buyer.get('tax_id') or ''}".strip())
+        )
     steps += _invoice_steps(s, invoices)
     steps += _confirmation_steps(confs)
     steps += _callback_steps(s, o)
     steps.sort(key=lambda st: st.at or datetime.max.replace(tzinfo=timezone.utc))
     summary = _summary(o, sub is not None, blue[-1] if blue else None)
-    return OrderDetail(summary, link, o.link_expires_at, [_invoice_json(i) for i in invoices],
-                       [_confirmation_json(c) for c in confs], rej, steps)
+    return OrderDetail(
+        summary,
+        link,
+        o.link_expires_at,
+        [_invoice_json(i) for i in invoices],
+        [_confirmation_json(c) for c in confs],
+        rej,
+        steps,
+    )
 
 
 def _invoice_steps(s: Session, invoices: list[InvoiceRow]) -> list[Step]:
@@ -251,16 +340,31 @@ def _invoice_steps(s: Session, invoices: list[InvoiceRow]) -> list[Step]:
             steps.append(Step("failed", i.created_at, i.error or ""))
         elif i.status == "issued":
             what = "red_issued" if i.red_of else "issued"
-            steps.append(Step(what, i.issued_at, f"{i.number} ¥{i.total_with_tax}"
-                              + (f"（红冲 {i.red_of}）" if i.red_of else "")))
+            steps.append(
+                Step(
+                    what, i.issued_at, f"{i.number} ¥{i.total_with_tax}" + (f"（红冲 {i.red_of}）" if i.red_of else "")
+                )
+            )
             if i.documents:
-                steps.append(Step("document", written_at(i.documents) or i.issued_at,
-                                  f"{i.number}: {', '.join(sorted(i.documents))}"))
+                steps.append(
+                    Step(
+                        "document",
+                        written_at(i.documents) or i.issued_at,
+                        f"{i.number}: {', '.join(sorted(i.documents))}",
+                    )
+                )
     if numbers:
         for d in s.scalars(select(DeliveryRow).where(DeliveryRow.invoice_number.in_(numbers)).order_by(DeliveryRow.id)):
-            state = {"sent": "已发送", "failed": "发送失败", "sending": "发送中", "queued": "等待发送"}.get(d.status, d.status)
-            steps.append(Step("mailed", d.updated_at, f"{d.invoice_number} → {d.target} {state}"
-                              + (f"：{d.error}" if d.error else "")))
+            state = {"sent": "已发送", "failed": "发送失败", "sending": "发送中", "queued": "等待发送"}.get(
+                d.status, d.status
+            )
+            steps.append(
+                Step(
+                    "mailed",
+                    d.updated_at,
+                    f"{d.invoice_number} → {d.target} {state}" + (f"：{d.error}" if d.error else ""),
+                )
+            )
     return steps
 
 
@@ -276,28 +380,57 @@ def _confirmation_steps(confs: list[RedConfirmationRow]) -> list[Step]:
 
 
 def _callback_steps(s: Session, o: OrderRow) -> list[Step]:
-    rows = s.scalars(select(CallbackRow).where(CallbackRow.business_system_code == o.business_system_code,
-                                               CallbackRow.payload["SaleNo"].as_string() == o.bill_no,
-                                               or_(CallbackRow.kind == "issued",
-                                                   CallbackRow.payload["TaxNo"].as_string() == o.seller_tax_id))
-                     .order_by(CallbackRow.id))
-    return [Step("callback", c.updated_at, f"{c.kind} → {c.status}（{c.attempts} 次）"
-                 + (f"：{c.last_error}" if c.last_error else "")) for c in rows]
+    rows = s.scalars(
+        select(CallbackRow)
+        .where(
+            CallbackRow.business_system_code == o.business_system_code,
+            CallbackRow.payload["SaleNo"].as_string() == o.bill_no,
+            or_(CallbackRow.kind == "issued", CallbackRow.payload["TaxNo"].as_string() == o.seller_tax_id),
+        )
+        .order_by(CallbackRow.id)
+    )
+    return [
+        Step(
+            "callback",
+            c.updated_at,
+            f"{c.kind} → {c.status}（{c.attempts} 次）" + (f"：{c.last_error}" if c.last_error else ""),
+        )
+        for c in rows
+    ]
 
 
 def _invoice_json(i: InvoiceRow) -> dict:
-    return {"number": i.number, "color": "red" if i.red_of else "blue", "red_of": i.red_of,
-            "generation": i.generation, "status": i.status, "total_with_tax": str(i.total_with_tax)
-            if i.total_with_tax is not None else None, "reversed_with_tax": str(i.reversed_with_tax),
-            "issued_at": i.issued_at.isoformat() if i.issued_at else None, "error": i.error,
-            "documents": sorted(i.documents or {}), "confirmation_id": i.confirmation_id}
+    return {
+        "number": i.number,
+        "color": "red" if i.red_of else "blue",
+        "red_of": i.red_of,
+        "generation": i.generation,
+        "status": i.status,
+        "total_with_tax": str(i.total_with_tax) if i.total_with_tax is not None else None,
+        "reversed_with_tax": str(i.reversed_with_tax),
+        "issued_at": i.issued_at.isoformat() if i.issued_at else None,
+        "error": i.error,
+        "documents": sorted(i.documents or {}),
+        "confirmation_id": i.confirmation_id,
+    }
 
 
 def _confirmation_json(c: RedConfirmationRow) -> dict:
-    return {"confirmation_id": c.confirmation_id, "request_id": c.request_id, "blue_number": c.blue_number,
-            "reason": c.reason, "whole": c.whole, "lines": c.lines, "total_with_tax": str(c.total_with_tax),
-            "status": c.status, "status_label": STATES[c.status], "red_number": c.red_number, "error": c.error,
-            "created_at": c.created_at.isoformat(), "lapses_at": c.lapses_at.isoformat()}
+    return {
+        "confirmation_id": c.confirmation_id,
+        "request_id": c.request_id,
+        "blue_number": c.blue_number,
+        "reason": c.reason,
+        "whole": c.whole,
+        "lines": c.lines,
+        "total_with_tax": str(c.total_with_tax),
+        "status": c.status,
+        "status_label": STATES[c.status],
+        "red_number": c.red_number,
+        "error": c.error,
+        "created_at": c.created_at.isoformat(),
+        "lapses_at": c.lapses_at.isoformat(),
+    }
 
 
 def blue_lines(sessions: sessionmaker, number: str) -> list[dict]:

@@ -39,21 +39,28 @@ def _reissuable(s, seller: str, bill_no: str, lock: bool = False) -> tuple[Order
     order = s.scalar(q.with_for_update() if lock else q)
     if order is None:
         raise ReversalRefused("REISSUE_UNKNOWN_ORDER", f"销售方 {seller} 没有订单 {bill_no}", "bill_no")
-    blue = s.scalar(select(InvoiceRow).where(InvoiceRow.order_id == order.id, InvoiceRow.red_of.is_(None),
-                                             InvoiceRow.status == "issued")
-                    .order_by(InvoiceRow.generation.desc()))
+    blue = s.scalar(
+        select(InvoiceRow)
+        .where(InvoiceRow.order_id == order.id, InvoiceRow.red_of.is_(None), InvoiceRow.status == "issued")
+        .order_by(InvoiceRow.generation.desc())
+    )
     if blue is None:
         raise ReversalRefused("REISSUE_NOT_ISSUED", f"订单 {bill_no} 还没有开具的发票，无需重开", "bill_no")
-    reds = s.scalars(select(InvoiceRow.total_with_tax).where(InvoiceRow.red_of == blue.number,
-                                                             InvoiceRow.status == "issued")).all()
-    reasons = s.scalars(select(RedConfirmationRow.reason).where(RedConfirmationRow.blue_invoice_id == blue.id,
-                                                                RedConfirmationRow.status == "issued")).all()
+    reds = s.scalars(
+        select(InvoiceRow.total_with_tax).where(InvoiceRow.red_of == blue.number, InvoiceRow.status == "issued")
+    ).all()
+    reasons = s.scalars(
+        select(RedConfirmationRow.reason).where(
+            RedConfirmationRow.blue_invoice_id == blue.id, RedConfirmationRow.status == "issued"
+        )
+    ).all()
     check_reissue(blue.number, blue.total_with_tax, reds, reasons)
     return order, blue
 
 
-def reissue_event(sessions: sessionmaker, seller: str, bill_no: str,
-                  form: Mapping[str, str]) -> BuyerSubmitted | dict[str, str]:
+def reissue_event(
+    sessions: sessionmaker, seller: str, bill_no: str, form: Mapping[str, str]
+) -> BuyerSubmitted | dict[str, str]:
     """The ``buyer.submitted`` that re-issues the order with the corrected title ``form`` (the buyer page's
     fields), or the title's field errors. Commits the order's next generation (asking again before it is issued
     gives the same event: idempotent). Raises ReversalRefused naming the rule when the order may not be re-issued."""
@@ -68,5 +75,11 @@ def reissue_event(sessions: sessionmaker, seller: str, bill_no: str,
         key = order_key(seller, bill_no).decode()
         digest = hashlib.sha256(json.dumps(buyer.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
         submission_id = stable_id("reissue", key, order.generation, digest)
-        return BuyerSubmitted(event_id=submission_id, order_key=key, submission_id=submission_id, buyer=buyer,
-                              invoice_kind=kind, merchant_approved=True)
+        return BuyerSubmitted(
+            event_id=submission_id,
+            order_key=key,
+            submission_id=submission_id,
+            buyer=buyer,
+            invoice_kind=kind,
+            merchant_approved=True,
+        )

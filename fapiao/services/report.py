@@ -101,7 +101,8 @@ def month_report(sessions: sessionmaker, month: str, seller: str | None = None) 
     rows: dict[tuple[str, str], ReportRow] = {}
     with sessions() as s:
         q = select(InvoiceRow.seller_tax_id, InvoiceRow.red_of, InvoiceRow.invoice).where(
-            InvoiceRow.status == "issued", InvoiceRow.issued_at >= start, InvoiceRow.issued_at < end)
+            InvoiceRow.status == "issued", InvoiceRow.issued_at >= start, InvoiceRow.issued_at < end
+        )
         if seller:
             q = q.where(InvoiceRow.seller_tax_id == seller)
         for seller_tax_id, red_of, inv in s.execute(q.order_by(InvoiceRow.id)):
@@ -125,11 +126,27 @@ def as_json(report: MonthReport) -> dict:
 
     return {
         "month": report.month,
-        "rows": [{"seller_tax_id": r.seller_tax_id, "kind": r.kind, "kind_name": r.kind_name, "blue": sums(r.blue),
-                  "red": sums(r.red), "net_with_tax": str(r.net_with_tax),
-                  "tax_by_rate": {k: str(v) for k, v in sorted(r.tax_by_rate.items())}} for r in report.rows],
-        "quotas": [{"seller_tax_id": q.seller_tax_id, "limit": None if q.limit is None else str(q.limit),
-                    "used": str(q.used), "left": None if q.left is None else str(q.left)} for q in report.quotas],
+        "rows": [
+            {
+                "seller_tax_id": r.seller_tax_id,
+                "kind": r.kind,
+                "kind_name": r.kind_name,
+                "blue": sums(r.blue),
+                "red": sums(r.red),
+                "net_with_tax": str(r.net_with_tax),
+                "tax_by_rate": {k: str(v) for k, v in sorted(r.tax_by_rate.items())},
+            }
+            for r in report.rows
+        ],
+        "quotas": [
+            {
+                "seller_tax_id": q.seller_tax_id,
+                "limit": None if q.limit is None else str(q.limit),
+                "used": str(q.used),
+                "left": None if q.left is None else str(q.left),
+            }
+            for q in report.quotas
+        ],
     }
 
 
@@ -139,13 +156,48 @@ def as_csv(report: MonthReport) -> str:
     quotas = {q.seller_tax_id: q for q in report.quotas}
     out = io.StringIO()
     w = csv.writer(out, lineterminator="\n")
-    w.writerow(["month", "seller_tax_id", "kind", "kind_name", "blue_count", "blue_amount", "blue_tax",
-                "blue_with_tax", "red_count", "red_amount", "red_tax", "red_with_tax", "net_with_tax",
-                *[f"tax_{format((Decimal(r) * 100).normalize(), 'f')}%" for r in rates], "quota_limit", "quota_used", "quota_left"])
+    w.writerow(
+        [
+            "month",
+            "seller_tax_id",
+            "kind",
+            "kind_name",
+            "blue_count",
+            "blue_amount",
+            "blue_tax",
+            "blue_with_tax",
+            "red_count",
+            "red_amount",
+            "red_tax",
+            "red_with_tax",
+            "net_with_tax",
+            *[f"tax_{format((Decimal(r) * 100).normalize(), 'f')}%" for r in rates],
+            "quota_limit",
+            "quota_used",
+            "quota_left",
+        ]
+    )
     for r in report.rows:
         q = quotas[r.seller_tax_id]
-        w.writerow([report.month, r.seller_tax_id, r.kind, r.kind_name, r.blue.count, r.blue.amount, r.blue.tax,
-                    r.blue.with_tax, r.red.count, r.red.amount, r.red.tax, r.red.with_tax, r.net_with_tax,
-                    *[r.tax_by_rate.get(rate, ZERO) for rate in rates],
-                    "" if q.limit is None else q.limit, q.used, "" if q.left is None else q.left])
+        w.writerow(
+            [
+                report.month,
+                r.seller_tax_id,
+                r.kind,
+                r.kind_name,
+                r.blue.count,
+                r.blue.amount,
+                r.blue.tax,
+                r.blue.with_tax,
+                r.red.count,
+                r.red.amount,
+                r.red.tax,
+                r.red.with_tax,
+                r.net_with_tax,
+                *[r.tax_by_rate.get(rate, ZERO) for rate in rates],
+                "" if q.limit is None else q.limit,
+                q.used,
+                "" if q.left is None else q.left,
+            ]
+        )
     return out.getvalue()

@@ -67,27 +67,57 @@ def _order_key(s: Session, order_id: int) -> str:
 
 
 def _requested(conf: RedConfirmationRow, key: str) -> Outcome:
-    lines = [ReversalLine(line_no=t.line_no, quantity=t.quantity, amount=t.amount, tax_amount=t.tax)
-             for t in map(Taken.from_json, conf.lines)]
-    return Outcome("reversals.requested", ReversalRequested(
-        event_id=stable_id("reversal-requested", conf.confirmation_id), occurred_at=conf.created_at, order_key=key,
-        confirmation_id=conf.confirmation_id, request_id=conf.request_id, blue_number=conf.blue_number,
-        reason=conf.reason, whole=conf.whole, lines=lines, total_amount=conf.total_amount,
-        total_tax=conf.total_tax, total_with_tax=conf.total_with_tax,
-        status="confirmed" if conf.confirmed_at == conf.created_at else "pending",
-        lapses_at=conf.lapses_at, requested_by=conf.requested_by))
+    lines = [
+        ReversalLine(line_no=t.line_no, quantity=t.quantity, amount=t.amount, tax_amount=t.tax)
+        for t in map(Taken.from_json, conf.lines)
+    ]
+    return Outcome(
+        "reversals.requested",
+        ReversalRequested(
+            event_id=stable_id("reversal-requested", conf.confirmation_id),
+            occurred_at=conf.created_at,
+            order_key=key,
+            confirmation_id=conf.confirmation_id,
+            request_id=conf.request_id,
+            blue_number=conf.blue_number,
+            reason=conf.reason,
+            whole=conf.whole,
+            lines=lines,
+            total_amount=conf.total_amount,
+            total_tax=conf.total_tax,
+            total_with_tax=conf.total_with_tax,
+            status="confirmed" if conf.confirmed_at == conf.created_at else "pending",
+            lapses_at=conf.lapses_at,
+            requested_by=conf.requested_by,
+        ),
+    )
 
 
 def _confirmed(conf: RedConfirmationRow, key: str) -> Outcome:
-    return Outcome("reversals.confirmed", ReversalConfirmed(
-        event_id=stable_id("reversal-confirmed", conf.confirmation_id), occurred_at=conf.confirmed_at,
-        order_key=key, confirmation_id=conf.confirmation_id, blue_number=conf.blue_number))
+    return Outcome(
+        "reversals.confirmed",
+        ReversalConfirmed(
+            event_id=stable_id("reversal-confirmed", conf.confirmation_id),
+            occurred_at=conf.confirmed_at,
+            order_key=key,
+            confirmation_id=conf.confirmation_id,
+            blue_number=conf.blue_number,
+        ),
+    )
 
 
 def _cancelled(conf: RedConfirmationRow, key: str, cause: str) -> Outcome:
-    return Outcome("reversals.cancelled", ReversalCancelled(
-        event_id=stable_id("reversal-cancelled", conf.confirmation_id), occurred_at=conf.cancelled_at,
-        order_key=key, confirmation_id=conf.confirmation_id, blue_number=conf.blue_number, cause=cause))
+    return Outcome(
+        "reversals.cancelled",
+        ReversalCancelled(
+            event_id=stable_id("reversal-cancelled", conf.confirmation_id),
+            occurred_at=conf.cancelled_at,
+            order_key=key,
+            confirmation_id=conf.confirmation_id,
+            blue_number=conf.blue_number,
+            cause=cause,
+        ),
+    )
 
 
 def _events_of(s: Session, conf: RedConfirmationRow) -> list[Outcome]:
@@ -99,8 +129,11 @@ def _events_of(s: Session, conf: RedConfirmationRow) -> list[Outcome]:
 
 
 def _existing(s: Session, seller: str, request_id: str) -> RedConfirmationRow | None:
-    return s.scalar(select(RedConfirmationRow).where(RedConfirmationRow.seller_tax_id == seller,
-                                                     RedConfirmationRow.request_id == request_id))
+    return s.scalar(
+        select(RedConfirmationRow).where(
+            RedConfirmationRow.seller_tax_id == seller, RedConfirmationRow.request_id == request_id
+        )
+    )
 
 
 def _blue(s: Session, ask: ReversalAsk) -> InvoiceRow:
@@ -108,8 +141,11 @@ def _blue(s: Session, ask: ReversalAsk) -> InvoiceRow:
     if row is None:
         raise ReversalRefused("RED_UNKNOWN_INVOICE", f"发票 {ask.invoice_number} 不存在", "invoice")
     if row.seller_tax_id != ask.seller_tax_id:
-        raise ReversalRefused("RED_FOREIGN_SELLER",
-                              f"发票 {ask.invoice_number} 不是销售方 {ask.seller_tax_id} 开具的，不能红冲", "invoice")
+        raise ReversalRefused(
+            "RED_FOREIGN_SELLER",
+            f"发票 {ask.invoice_number} 不是销售方 {ask.seller_tax_id} 开具的，不能红冲",
+            "invoice",
+        )
     if row.red_of:
         raise ReversalRefused("RED_NOT_BLUE", f"{ask.invoice_number} 是红字发票，不能再红冲", "invoice")
     if row.status != "issued":
@@ -118,8 +154,11 @@ def _blue(s: Session, ask: ReversalAsk) -> InvoiceRow:
 
 
 def _taken_before(s: Session, blue_id: int) -> list[Taken]:
-    rows = s.scalars(select(RedConfirmationRow.lines).where(RedConfirmationRow.blue_invoice_id == blue_id,
-                                                            RedConfirmationRow.status.in_(OPEN_STATES)))
+    rows = s.scalars(
+        select(RedConfirmationRow.lines).where(
+            RedConfirmationRow.blue_invoice_id == blue_id, RedConfirmationRow.status.in_(OPEN_STATES)
+        )
+    )
     return [Taken.from_json(d) for lines in rows for d in lines]
 
 
@@ -134,19 +173,33 @@ def _try_request(s: Session, ask: ReversalAsk, now: datetime) -> RedConfirmation
     taken = plan(blue, ask.reason, ask.lines, _taken_before(s, blue_row.id))
     amount, tax, with_tax = totals(taken)
     before = blue_row.reversed_with_tax
-    moved = s.execute(update(InvoiceRow).where(InvoiceRow.id == blue_row.id,
-                                               InvoiceRow.reversed_with_tax == before)
-                      .values(reversed_with_tax=before + with_tax)).rowcount
+    moved = s.execute(
+        update(InvoiceRow)
+        .where(InvoiceRow.id == blue_row.id, InvoiceRow.reversed_with_tax == before)
+        .values(reversed_with_tax=before + with_tax)
+    ).rowcount
     if moved != 1:
         raise _Conflict()
     confirmed = ask.confirmed or _needs_no_confirmation(blue)
     conf = RedConfirmationRow(
         confirmation_id=stable_id("red-confirmation", ask.seller_tax_id, ask.request_id),
-        request_id=ask.request_id, seller_tax_id=ask.seller_tax_id, order_id=blue_row.order_id,
-        blue_invoice_id=blue_row.id, blue_number=blue_row.number, reason=ask.reason, whole=ask.lines is None,
-        lines=[t.as_json() for t in taken], total_amount=amount, total_tax=tax, total_with_tax=with_tax,
-        status="confirmed" if confirmed else "pending", requested_by=ask.requested_by, created_at=now,
-        lapses_at=lapses_at(now), confirmed_at=now if confirmed else None)
+        request_id=ask.request_id,
+        seller_tax_id=ask.seller_tax_id,
+        order_id=blue_row.order_id,
+        blue_invoice_id=blue_row.id,
+        blue_number=blue_row.number,
+        reason=ask.reason,
+        whole=ask.lines is None,
+        lines=[t.as_json() for t in taken],
+        total_amount=amount,
+        total_tax=tax,
+        total_with_tax=with_tax,
+        status="confirmed" if confirmed else "pending",
+        requested_by=ask.requested_by,
+        created_at=now,
+        lapses_at=lapses_at(now),
+        confirmed_at=now if confirmed else None,
+    )
     s.add(conf)
     s.commit()
     return conf
@@ -183,16 +236,19 @@ def request_reversal(sessions: sessionmaker, ask: ReversalAsk, now: datetime | N
 
 
 def _confirmation(s: Session, seller: str, confirmation_id: str) -> RedConfirmationRow:
-    conf = s.scalar(select(RedConfirmationRow).where(RedConfirmationRow.confirmation_id == confirmation_id)
-                    .with_for_update())
+    conf = s.scalar(
+        select(RedConfirmationRow).where(RedConfirmationRow.confirmation_id == confirmation_id).with_for_update()
+    )
     if conf is None or conf.seller_tax_id != seller:
-        raise ReversalRefused("RED_UNKNOWN_CONFIRMATION", f"销售方 {seller} 没有红字确认单 {confirmation_id}",
-                              "confirmation_id")
+        raise ReversalRefused(
+            "RED_UNKNOWN_CONFIRMATION", f"销售方 {seller} 没有红字确认单 {confirmation_id}", "confirmation_id"
+        )
     return conf
 
 
-def confirm_reversal(sessions: sessionmaker, seller: str, confirmation_id: str,
-                     now: datetime | None = None) -> list[Outcome]:
+def confirm_reversal(
+    sessions: sessionmaker, seller: str, confirmation_id: str, now: datetime | None = None
+) -> list[Outcome]:
     """待确认 → 已确认 (the buyer's confirmation, recorded by the merchant). Returns ``reversals.confirmed``;
     confirming again returns it again. Raises ReversalRefused when it lapsed or was voided."""
     now = now or datetime.now(timezone.utc)
@@ -201,12 +257,16 @@ def confirm_reversal(sessions: sessionmaker, seller: str, confirmation_id: str,
         if conf.status in ("confirmed", "issued"):
             return [_confirmed(conf, _order_key(s, conf.order_id))]
         if conf.status == "cancelled" or has_lapsed(conf.status, conf.lapses_at, now):
-            raise ReversalRefused("RED_LAPSED" if conf.status == "pending" else "RED_CANCELLED",
-                                  f"红字确认单 {confirmation_id} 已作废（超过72小时未确认或已撤销），请重新申请",
-                                  "confirmation_id")
-        moved = s.execute(update(RedConfirmationRow).where(RedConfirmationRow.id == conf.id,
-                                                           RedConfirmationRow.status == "pending")
-                          .values(status="confirmed", confirmed_at=now)).rowcount
+            raise ReversalRefused(
+                "RED_LAPSED" if conf.status == "pending" else "RED_CANCELLED",
+                f"红字确认单 {confirmation_id} 已作废（超过72小时未确认或已撤销），请重新申请",
+                "confirmation_id",
+            )
+        moved = s.execute(
+            update(RedConfirmationRow)
+            .where(RedConfirmationRow.id == conf.id, RedConfirmationRow.status == "pending")
+            .values(status="confirmed", confirmed_at=now)
+        ).rowcount
         s.commit()
         if moved != 1:
             return confirm_reversal(sessions, seller, confirmation_id, now)
@@ -215,20 +275,26 @@ def confirm_reversal(sessions: sessionmaker, seller: str, confirmation_id: str,
 
 
 def _cancel(s: Session, conf: RedConfirmationRow, now: datetime, cause: str) -> Outcome | None:
-    moved = s.execute(update(RedConfirmationRow).where(RedConfirmationRow.id == conf.id,
-                                                       RedConfirmationRow.status == "pending")
-                      .values(status="cancelled", cancelled_at=now)).rowcount
+    moved = s.execute(
+        update(RedConfirmationRow)
+        .where(RedConfirmationRow.id == conf.id, RedConfirmationRow.status == "pending")
+        .values(status="cancelled", cancelled_at=now)
+    ).rowcount
     if moved != 1:
         return None
-    s.execute(update(InvoiceRow).where(InvoiceRow.id == conf.blue_invoice_id)
-              .values(reversed_with_tax=InvoiceRow.reversed_with_tax - conf.total_with_tax))
+    s.execute(
+        update(InvoiceRow)
+        .where(InvoiceRow.id == conf.blue_invoice_id)
+        .values(reversed_with_tax=InvoiceRow.reversed_with_tax - conf.total_with_tax)
+    )
     s.commit()
     s.refresh(conf)
     return _cancelled(conf, _order_key(s, conf.order_id), cause)
 
 
-def withdraw_reversal(sessions: sessionmaker, seller: str, confirmation_id: str,
-                      now: datetime | None = None) -> list[Outcome]:
+def withdraw_reversal(
+    sessions: sessionmaker, seller: str, confirmation_id: str, now: datetime | None = None
+) -> list[Outcome]:
     """The merchant voids a 待确认 confirmation (已作废); what it held of the blue invoice is free again. Commits
     both together and returns ``reversals.cancelled``; withdrawing again returns it again. Raises ReversalRefused
     for an unknown or already confirmed confirmation."""
@@ -248,8 +314,11 @@ def lapse_due(sessions: sessionmaker, now: datetime | None = None, limit: int = 
     now = now or datetime.now(timezone.utc)
     out = []
     with sessions() as s:
-        due = s.scalars(select(RedConfirmationRow).where(RedConfirmationRow.status == "pending",
-                                                         RedConfirmationRow.lapses_at <= now).limit(limit)).all()
+        due = s.scalars(
+            select(RedConfirmationRow)
+            .where(RedConfirmationRow.status == "pending", RedConfirmationRow.lapses_at <= now)
+            .limit(limit)
+        ).all()
         for conf in due:
             ev = _cancel(s, conf, now, "lapsed")
             if ev:
@@ -262,39 +331,61 @@ def stuck_confirmed(sessions: sessionmaker, now: datetime | None = None, limit: 
     (the publish after the commit was lost); the red invoice is issued once however often it arrives."""
     now = now or datetime.now(timezone.utc)
     with sessions() as s:
-        rows = s.scalars(select(RedConfirmationRow).where(RedConfirmationRow.status == "confirmed",
-                                                          RedConfirmationRow.error.is_(None),
-                                                          RedConfirmationRow.confirmed_at <= now - REPUBLISH_AFTER)
-                         .limit(limit)).all()
+        rows = s.scalars(
+            select(RedConfirmationRow)
+            .where(
+                RedConfirmationRow.status == "confirmed",
+                RedConfirmationRow.error.is_(None),
+                RedConfirmationRow.confirmed_at <= now - REPUBLISH_AFTER,
+            )
+            .limit(limit)
+        ).all()
         return [_confirmed(c, _order_key(s, c.order_id)) for c in rows]
 
 
 def _issued(row: InvoiceRow, key: str) -> Outcome:
     invoice = Invoice.model_validate(row.invoice)
-    return Outcome("invoices.issued", InvoiceIssued(event_id=stable_id("issued", invoice.number),
-                                                    occurred_at=invoice.issued_at, order_key=key, invoice=invoice,
-                                                    documents=row.documents or {}))
+    return Outcome(
+        "invoices.issued",
+        InvoiceIssued(
+            event_id=stable_id("issued", invoice.number),
+            occurred_at=invoice.issued_at,
+            order_key=key,
+            invoice=invoice,
+            documents=row.documents or {},
+        ),
+    )
 
 
 def _claim_red(s: Session, conf: RedConfirmationRow, blue: InvoiceRow, now: datetime) -> InvoiceRow:
     row = s.scalar(select(InvoiceRow).where(InvoiceRow.confirmation_id == conf.confirmation_id))
     if row is not None:
         return row
-    claim = InvoiceRow(order_id=conf.order_id, seller_tax_id=conf.seller_tax_id, status="issuing", created_at=now,
-                       generation=blue.generation, red_of=blue.number, confirmation_id=conf.confirmation_id)
+    claim = InvoiceRow(
+        order_id=conf.order_id,
+        seller_tax_id=conf.seller_tax_id,
+        status="issuing",
+        created_at=now,
+        generation=blue.generation,
+        red_of=blue.number,
+        confirmation_id=conf.confirmation_id,
+    )
     # a racing worker may claim it first: then theirs is the one
-    return insert_once(s, claim, lambda: s.scalar(select(InvoiceRow)
-                                                  .where(InvoiceRow.confirmation_id == conf.confirmation_id)))
+    return insert_once(
+        s, claim, lambda: s.scalar(select(InvoiceRow).where(InvoiceRow.confirmation_id == conf.confirmation_id))
+    )
 
 
 def _fully_reversed(s: Session, blue: InvoiceRow) -> bool:
-    reds = s.scalars(select(InvoiceRow.total_with_tax).where(InvoiceRow.red_of == blue.number,
-                                                             InvoiceRow.status == "issued")).all()
+    reds = s.scalars(
+        select(InvoiceRow.total_with_tax).where(InvoiceRow.red_of == blue.number, InvoiceRow.status == "issued")
+    ).all()
     return sum(reds) + blue.total_with_tax == 0
 
 
-def issue_red(sessions: sessionmaker, issuer: Issuer, ev: ReversalConfirmed,
-              now: datetime | None = None) -> list[Outcome]:
+def issue_red(
+    sessions: sessionmaker, issuer: Issuer, ev: ReversalConfirmed, now: datetime | None = None
+) -> list[Outcome]:
     """Issue the red invoice of a confirmed 红字确认单: its own number (issuer key ``red:{confirmation id}``),
     negative amounts, ``red_of`` the blue number. Returns ``invoices.issued`` (the render stage draws and
     delivers it, callbacks report it). Exactly once: a redelivered event re-emits the same event id.
@@ -310,19 +401,34 @@ def issue_red(sessions: sessionmaker, issuer: Issuer, ev: ReversalConfirmed,
         if row.status == "issued":
             return [_issued(row, key)]
         taken = [Taken.from_json(d) for d in conf.lines]
-        draft = red_invoice(Invoice.model_validate(blue.invoice), taken, "0" * 20, now, conf.confirmation_id,
-                            conf.reason)
+        draft = red_invoice(
+            Invoice.model_validate(blue.invoice), taken, "0" * 20, now, conf.confirmation_id, conf.reason
+        )
         try:
             number, issued_at = issuer.issue(f"red:{conf.confirmation_id}", draft)
         except IssueRefused as exc:
             row.status, row.error = "failed", exc.reason
             conf.error = exc.reason
             s.commit()
-            return [Outcome("invoices.failed", InvoiceFailed(
-                event_id=stable_id("failed", key, conf.confirmation_id, exc.code), order_key=key, code=exc.code,
-                reason=exc.reason, retryable=False))]
+            return [
+                Outcome(
+                    "invoices.failed",
+                    InvoiceFailed(
+                        event_id=stable_id("failed", key, conf.confirmation_id, exc.code),
+                        order_key=key,
+                        code=exc.code,
+                        reason=exc.reason,
+                        retryable=False,
+                    ),
+                )
+            ]
         invoice = draft.model_copy(update={"number": number, "issued_at": issued_at})
-        row.invoice, row.number, row.status, row.issued_at = invoice.model_dump(mode="json"), number, "issued", issued_at
+        row.invoice, row.number, row.status, row.issued_at = (
+            invoice.model_dump(mode="json"),
+            number,
+            "issued",
+            issued_at,
+        )
         row.total_with_tax, row.error = invoice.total_with_tax, None
         conf.status, conf.red_number, conf.issued_at = "issued", number, issued_at
         s.flush()
@@ -334,5 +440,10 @@ def issue_red(sessions: sessionmaker, issuer: Issuer, ev: ReversalConfirmed,
 
 def confirmations_of(sessions: sessionmaker, blue_number: str) -> list[RedConfirmationRow]:
     with sessions() as s:
-        return list(s.scalars(select(RedConfirmationRow).where(RedConfirmationRow.blue_number == blue_number)
-                              .order_by(RedConfirmationRow.id)))
+        return list(
+            s.scalars(
+                select(RedConfirmationRow)
+                .where(RedConfirmationRow.blue_number == blue_number)
+                .order_by(RedConfirmationRow.id)
+            )
+        )

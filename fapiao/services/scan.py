@@ -59,8 +59,11 @@ def scan_view(sessions: sessionmaker, link_id: str) -> ScanView | None:
             return None
         key = order_key(row.seller_tax_id, row.bill_no).decode()
         order = Order.model_validate(row.order)
-        inv = s.scalar(select(InvoiceRow).where(InvoiceRow.order_id == row.id, InvoiceRow.red_of.is_(None))
-                       .order_by(InvoiceRow.generation.desc()))  # the order's latest blue invoice
+        inv = s.scalar(
+            select(InvoiceRow)
+            .where(InvoiceRow.order_id == row.id, InvoiceRow.red_of.is_(None))
+            .order_by(InvoiceRow.generation.desc())
+        )  # the order's latest blue invoice
         if inv is not None and inv.generation < row.generation:
             inv = None  # 重开 asked for: the new invoice is on its way (开票中)
         if inv is not None and inv.status == "issued":
@@ -69,11 +72,20 @@ def scan_view(sessions: sessionmaker, link_id: str) -> ScanView | None:
                     DeliveryRow.invoice_number == inv.number
                 )
             ).all()
-            reds = s.scalars(select(InvoiceRow.total_with_tax).where(InvoiceRow.red_of == inv.number,
-                                                                     InvoiceRow.status == "issued")).all()
+            reds = s.scalars(
+                select(InvoiceRow.total_with_tax).where(InvoiceRow.red_of == inv.number, InvoiceRow.status == "issued")
+            ).all()
             reversal = None if not reds else "已红冲" if sum(reds) + inv.total_with_tax == 0 else "部分红冲"
-            return ScanView(order, key, "issued", Invoice.model_validate(inv.invoice), inv.documents, reversal=reversal,
-                            deliveries=tuple(tuple(d) for d in deliveries), qr_key=row.qr_key)
+            return ScanView(
+                order,
+                key,
+                "issued",
+                Invoice.model_validate(inv.invoice),
+                inv.documents,
+                reversal=reversal,
+                deliveries=tuple(tuple(d) for d in deliveries),
+                qr_key=row.qr_key,
+            )
         if inv is not None and inv.status == "failed":
             return ScanView(order, key, "failed", error=inv.error, qr_key=row.qr_key)
         if row.status == "awaiting_issue":
@@ -128,9 +140,13 @@ def request_resend(sessions: sessionmaker, view: ScanView, now: datetime | None 
         return "发票文件生成中，生成后将自动发送"
     number = view.invoice.number
     with sessions() as s:
-        recent = s.scalars(select(DeliveryRow.updated_at).where(
-            DeliveryRow.invoice_number == number, DeliveryRow.reason == "resend",
-            DeliveryRow.updated_at >= now - timedelta(days=1))).all()
+        recent = s.scalars(
+            select(DeliveryRow.updated_at).where(
+                DeliveryRow.invoice_number == number,
+                DeliveryRow.reason == "resend",
+                DeliveryRow.updated_at >= now - timedelta(days=1),
+            )
+        ).all()
         if any(t >= now - RESEND_INTERVAL for t in recent):
             return "操作太频繁，请一分钟后再试"
         if len({t.replace(microsecond=0) for t in recent}) >= RESENDS_PER_DAY:
@@ -138,7 +154,17 @@ def request_resend(sessions: sessionmaker, view: ScanView, now: datetime | None 
         outcomes = delivery_requests(view.invoice, view.order_key, reason="resend", nonce=now.isoformat())
         for o in outcomes:
             ev = o.event
-            s.add(DeliveryRow(request_id=ev.request_id, invoice_number=number, channel=ev.channel.value,
-                              target=ev.to, status="queued", reason="resend", attempts=0, updated_at=now))
+            s.add(
+                DeliveryRow(
+                    request_id=ev.request_id,
+                    invoice_number=number,
+                    channel=ev.channel.value,
+                    target=ev.to,
+                    status="queued",
+                    reason="resend",
+                    attempts=0,
+                    updated_at=now,
+                )
+            )
         s.commit()
     return outcomes

@@ -51,16 +51,22 @@ def create_business_system(sessions: sessionmaker, form: Mapping[str, Any]) -> B
     return _insert(sessions, row, "code", f"业务系统编码 {values['code']} 已存在")
 
 
-def edit_business_system(sessions: sessionmaker, code: str, changes: Mapping[str, Any]
-                         ) -> BusinessSystemRow | dict[str, str]:
+def edit_business_system(
+    sessions: sessionmaker, code: str, changes: Mapping[str, Any]
+) -> BusinessSystemRow | dict[str, str]:
     """Change a business system (its code stays). Commits and returns the row (marked changed, so it shows as
     unsynced), or returns ``{field: rule}`` with nothing written (unknown code, a field refused)."""
     with sessions() as s:
         row = s.scalar(select(BusinessSystemRow).where(BusinessSystemRow.code == code))
         if row is None:
             return {"code": f"业务系统 {code} 不存在"}
-        current = {"code": row.code, "name": row.name, "enabled": row.enabled, "query_url": row.query_url or "",
-                   "callback_url": row.callback_url or ""}
+        current = {
+            "code": row.code,
+            "name": row.name,
+            "enabled": row.enabled,
+            "query_url": row.query_url or "",
+            "callback_url": row.callback_url or "",
+        }
         values, errors = check_business_system({**current, **changes, "code": row.code})
         return errors or _save(s, row, values)
 
@@ -78,8 +84,9 @@ def _org_codes(s) -> set[str]:
     return set(s.scalars(select(OrgRow.org_code)))
 
 
-def _with_preset(form: Mapping[str, Any], values: dict[str, Any], errors: dict[str, str], current: dict | None,
-                 turning_on: bool) -> None:
+def _with_preset(
+    form: Mapping[str, Any], values: dict[str, Any], errors: dict[str, str], current: dict | None, turning_on: bool
+) -> None:
     """默认开票's preset: checked when given (``preset_<field>`` or a ``preset`` object; ``preset=none`` clears
     it), required when 默认开票 is switched on, kept as it is otherwise."""
     if isinstance(form.get("preset"), str) and form["preset"].strip().lower() in ("", "none", "无"):
@@ -113,10 +120,16 @@ def edit_qr_setting(sessions: sessionmaker, key: str, changes: Mapping[str, Any]
         row = s.scalar(select(QrSettingRow).where(QrSettingRow.key == key))
         if row is None:
             return {"key": f"没有 key值 为 {key} 的动态二维码设置"}
-        current = {"org_code": row.org_code, "scan_type": row.scan_type, "kinds": row.kinds,
-                   "validity_days": str(row.validity_days), "default_issue": row.default_issue,
-                   "enabled": row.enabled, "link_mode": row.link_mode,
-                   "business_system_code": row.business_system_code or ""}
+        current = {
+            "org_code": row.org_code,
+            "scan_type": row.scan_type,
+            "kinds": row.kinds,
+            "validity_days": str(row.validity_days),
+            "default_issue": row.default_issue,
+            "enabled": row.enabled,
+            "link_mode": row.link_mode,
+            "business_system_code": row.business_system_code or "",
+        }
         values, errors = check_qr_setting({**current, **changes}, _org_codes(s))
         _with_preset(changes, values, errors, row.preset, turning_on=not row.default_issue)
         return errors or _save(s, row, values)
@@ -129,8 +142,11 @@ def list_qr_settings(sessions: sessionmaker) -> list[QrSettingRow]:
 
 def list_orgs(sessions: sessionmaker) -> list[tuple[OrgRow, StaticQrRow | None]]:
     with sessions() as s:
-        rows = s.execute(select(OrgRow, StaticQrRow).outerjoin(StaticQrRow, StaticQrRow.org_code == OrgRow.org_code)
-                         .order_by(OrgRow.id)).all()
+        rows = s.execute(
+            select(OrgRow, StaticQrRow)
+            .outerjoin(StaticQrRow, StaticQrRow.org_code == OrgRow.org_code)
+            .order_by(OrgRow.id)
+        ).all()
         return [tuple(r) for r in rows]
 
 
@@ -147,8 +163,9 @@ def generate_static(sessions: sessionmaker, org_code: str) -> StaticQrRow | dict
         row = s.scalar(select(StaticQrRow).where(StaticQrRow.org_code == org_code))
         now = _now()
         if row is None:
-            row = StaticQrRow(org_code=org_code, static_id=secrets.token_urlsafe(12), revoked_ids=[],
-                              generated_at=now, updated_at=now)
+            row = StaticQrRow(
+                org_code=org_code, static_id=secrets.token_urlsafe(12), revoked_ids=[], generated_at=now, updated_at=now
+            )
             s.add(row)
         else:
             row.revoked_ids = [*row.revoked_ids, row.static_id]
@@ -158,8 +175,13 @@ def generate_static(sessions: sessionmaker, org_code: str) -> StaticQrRow | dict
 
 
 def _org_doc(org: OrgRow) -> dict:
-    return {"org_code": org.org_code, "seller_name": org.seller_name, "tax_id": org.tax_id,
-            "address_tel": org.address_tel, "bank_account": org.bank_account}
+    return {
+        "org_code": org.org_code,
+        "seller_name": org.seller_name,
+        "tax_id": org.tax_id,
+        "address_tel": org.address_tel,
+        "bank_account": org.bank_account,
+    }
 
 
 def sync_records(sessions: sessionmaker) -> list[tuple[bytes, bytes | None]]:
@@ -170,12 +192,21 @@ def sync_records(sessions: sessionmaker) -> list[tuple[bytes, bytes | None]]:
         records: list[tuple[bytes, bytes | None]] = []
         for q in s.scalars(select(QrSettingRow)):
             system = systems.get(q.business_system_code or "")
-            doc = {"type": "qr", "key": q.key, "org": _org_doc(orgs[q.org_code]), "kinds": q.kinds,
-                   "scan_type": q.scan_type, "default_issue": q.default_issue, "validity_days": q.validity_days,
-                   "enabled": q.enabled and (system is None or system.enabled), "link_mode": q.link_mode,
-                   "business_system_code": q.business_system_code, "preset": q.preset,
-                   "system_secret": system.secret if system else "",
-                   "query_url": system.query_url if system else None}
+            doc = {
+                "type": "qr",
+                "key": q.key,
+                "org": _org_doc(orgs[q.org_code]),
+                "kinds": q.kinds,
+                "scan_type": q.scan_type,
+                "default_issue": q.default_issue,
+                "validity_days": q.validity_days,
+                "enabled": q.enabled and (system is None or system.enabled),
+                "link_mode": q.link_mode,
+                "business_system_code": q.business_system_code,
+                "preset": q.preset,
+                "system_secret": system.secret if system else "",
+                "query_url": system.query_url if system else None,
+            }
             records.append((f"qr:{q.key}".encode(), json.dumps(doc, ensure_ascii=False).encode()))
         for st in s.scalars(select(StaticQrRow)):
             doc = {"type": "static", "static_id": st.static_id, "org": _org_doc(orgs[st.org_code])}
@@ -195,7 +226,8 @@ def sync_status(sessions: sessionmaker) -> tuple[datetime | None, bool]:
     """(when the settings were last synced, whether anything changed since)."""
     with sessions() as s:
         last = s.scalar(select(func.max(SettingsSyncRow.synced_at)))
-        changed = [s.scalar(select(func.max(t.updated_at))) for t in (OrgRow, BusinessSystemRow, QrSettingRow,
-                                                                        StaticQrRow)]
+        changed = [
+            s.scalar(select(func.max(t.updated_at))) for t in (OrgRow, BusinessSystemRow, QrSettingRow, StaticQrRow)
+        ]
     latest = max((c for c in changed if c is not None), default=None)
     return last, latest is not None and (last is None or latest > last)

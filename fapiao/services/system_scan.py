@@ -76,8 +76,16 @@ class Obtained:
     error: str | None = None
 
 
-def obtain_order(sessions: sessionmaker, minter: LinkMinter, setting: SettingsRecord, bill_no: str, amount: Decimal,
-                 kind: str, query: Callable[[str, str, str], dict], now: datetime | None = None) -> Obtained:
+def obtain_order(
+    sessions: sessionmaker,
+    minter: LinkMinter,
+    setting: SettingsRecord,
+    bill_no: str,
+    amount: Decimal,
+    kind: str,
+    query: Callable[[str, str, str], dict],
+    now: datetime | None = None,
+) -> Obtained:
     """Mode 2: the order behind a business-system link or a static QR, stored once like a pushed order. Known
     already: check the amount. Otherwise ask the merchant's order-query interface, check the lines with the same
     rules as order_ingest, and require the total to equal the scanned amount."""
@@ -107,30 +115,56 @@ def obtain_order(sessions: sessionmaker, minter: LinkMinter, setting: SettingsRe
         # page then tells the buyer the two differ (scan.with_key_tax_id_check).
         order_seller = str(doc.get("sellerTaxpayerId") or "").strip() or seller
         try:
-            bill = Bill.model_validate({**doc, "billNo": bill_no,
-                                        "sellerName": doc.get("sellerName") or setting.org.seller_name,
-                                        "sellerTaxpayerId": order_seller, "invoiceType": kind,
-                                        "businessSystemCode": setting.business_system_code or "QR",
-                                        "billDate": doc.get("billDate") or now.date().isoformat()})
+            bill = Bill.model_validate(
+                {
+                    **doc,
+                    "billNo": bill_no,
+                    "sellerName": doc.get("sellerName") or setting.org.seller_name,
+                    "sellerTaxpayerId": order_seller,
+                    "invoiceType": kind,
+                    "businessSystemCode": setting.business_system_code or "QR",
+                    "billDate": doc.get("billDate") or now.date().isoformat(),
+                }
+            )
         except ValueError as exc:  # pydantic's ValidationError: the merchant's answer is not a bill
             first = exc.errors()[0] if hasattr(exc, "errors") else {}
             where = ".".join(str(p) for p in first.get("loc", ())) or "data"
             return Obtained(error=f"商家订单系统返回的订单格式不正确（{where}），请联系商家")
-        return _check_and_store(s, minter, setting, bill, amount, now, extra_tax_id=normalise(order_seller),
-                                problem="商家返回的订单不能开票：")
+        return _check_and_store(
+            s,
+            minter,
+            setting,
+            bill,
+            amount,
+            now,
+            extra_tax_id=normalise(order_seller),
+            problem="商家返回的订单不能开票：",
+        )
 
 
-def _check_and_store(s, minter: LinkMinter, setting: SettingsRecord, bill: Bill, amount: Decimal, now: datetime,
-                     extra_tax_id: str | None = None, problem: str = "") -> Obtained:
+def _check_and_store(
+    s,
+    minter: LinkMinter,
+    setting: SettingsRecord,
+    bill: Bill,
+    amount: Decimal,
+    now: datetime,
+    extra_tax_id: str | None = None,
+    problem: str = "",
+) -> Obtained:
     """Check an order obtained at scan time with the push rules, require its total to be the scanned amount, and
     store it once like a pushed order."""
     seller = setting.org.tax_id
-    org = OrgView(setting.org.org_code, setting.org.seller_name, seller, setting.org.address_tel,
-                  setting.org.bank_account)
-    ctx = PushContext(system=BusinessSystemView(bill.businessSystemCode, "", True),
-                      setting=QrSettingView(key=setting.key or "", org=org, kinds=frozenset(setting.kinds),
-                                            validity_days=setting.validity_days or 1),
-                      known_org_tax_ids=frozenset({seller, extra_tax_id or seller}))
+    org = OrgView(
+        setting.org.org_code, setting.org.seller_name, seller, setting.org.address_tel, setting.org.bank_account
+    )
+    ctx = PushContext(
+        system=BusinessSystemView(bill.businessSystemCode, "", True),
+        setting=QrSettingView(
+            key=setting.key or "", org=org, kinds=frozenset(setting.kinds), validity_days=setting.validity_days or 1
+        ),
+        known_org_tax_ids=frozenset({seller, extra_tax_id or seller}),
+    )
     result = check_bill(bill, ctx)
     if isinstance(result, list):
         return Obtained(error=problem + "；".join(f"{v.code} {v.message}" for v in result))
@@ -163,8 +197,15 @@ def preset_bill_no(secret: bytes, nonce: str, now: datetime) -> str | None:
     return f"YS{now:%Y%m%d}{raw.upper()}"
 
 
-def obtain_preset_order(sessions: sessionmaker, minter: LinkMinter, setting: SettingsRecord, amount_text: str,
-                        kind: str, nonce: str, now: datetime | None = None) -> Obtained:
+def obtain_preset_order(
+    sessions: sessionmaker,
+    minter: LinkMinter,
+    setting: SettingsRecord,
+    amount_text: str,
+    kind: str,
+    nonce: str,
+    now: datetime | None = None,
+) -> Obtained:
     """默认开票: the buyer typed the amount on the setting's QR page (dynamic ``/p/<key>`` or the static QR); build
     the one-line sales order from the preset, check it with the push rules, store it once (the same nonce gives
     the same order). Returns the order's own link, or why not."""
@@ -184,16 +225,25 @@ def obtain_preset_order(sessions: sessionmaker, minter: LinkMinter, setting: Set
         return _preset_order(s, minter, setting, bill_no, amount, kind, now)
 
 
-def _preset_order(s, minter: LinkMinter, setting: SettingsRecord, bill_no: str, amount: Decimal, kind: str,
-                  now: datetime) -> Obtained:
+def _preset_order(
+    s, minter: LinkMinter, setting: SettingsRecord, bill_no: str, amount: Decimal, kind: str, now: datetime
+) -> Obtained:
     problem = amount_problem(setting.preset, amount)
     if problem:
         return Obtained(error=problem)
-    doc = preset_bill(setting.preset, bill_no=bill_no, bill_date=now.date().isoformat(), amount=amount, kind=kind,
-                      seller_name=setting.org.seller_name, seller_tax_id=setting.org.tax_id,
-                      system_code=setting.business_system_code or "PRESET")
-    return _check_and_store(s, minter, setting, Bill.model_validate(doc), amount, now,
-                            problem="默认开票的预置信息不能开票：")
+    doc = preset_bill(
+        setting.preset,
+        bill_no=bill_no,
+        bill_date=now.date().isoformat(),
+        amount=amount,
+        kind=kind,
+        seller_name=setting.org.seller_name,
+        seller_tax_id=setting.org.tax_id,
+        system_code=setting.business_system_code or "PRESET",
+    )
+    return _check_and_store(
+        s, minter, setting, Bill.model_validate(doc), amount, now, problem="默认开票的预置信息不能开票："
+    )
 
 
 def static_settings(static: SettingsRecord, records: list[SettingsRecord]) -> SettingsRecord:

@@ -20,10 +20,31 @@ def test_tiny_run_writes_the_machine_readable_result(tmp_path):
     out = tmp_path / "bench.json"
     docs = ROOT / "docs" / "benchmarks.md"
     before = docs.stat().st_mtime_ns
-    tiny = ["--orders", "30", "--paced", "10", "--issue-orders", "10", "--issue-paced", "10", "--render-orders", "5",
-            "--render-paced", "5", "--pipeline-orders", "5", "--pipeline-paced", "5"]
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--json", str(out), *tiny],
-                         capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    tiny = [
+        "--orders",
+        "30",
+        "--paced",
+        "10",
+        "--issue-orders",
+        "10",
+        "--issue-paced",
+        "10",
+        "--render-orders",
+        "5",
+        "--render-paced",
+        "5",
+        "--pipeline-orders",
+        "5",
+        "--pipeline-paced",
+        "5",
+    ]
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", "--json", str(out), *tiny],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(out.read_text(encoding="utf-8"))
     assert list(result) == ["ceiling", "ingest", "issue", "render", "pipeline"]

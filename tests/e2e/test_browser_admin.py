@@ -14,8 +14,9 @@ from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium); CI installs it",
-                allow_module_level=True)
+    pytest.skip(
+        "Debian's chromium is not installed (apt-get install chromium); CI installs it", allow_module_level=True
+    )
 
 
 def test_click_through_settings(admin_gateway, tmp_path):

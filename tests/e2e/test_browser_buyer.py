@@ -64,9 +64,16 @@ def test_buyer_scans_submits_and_downloads(system, sessions, smtp_server, tmp_pa
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        pages = {v: browser.new_page(viewport=size, locale="zh-CN", is_mobile=v == "phone", has_touch=True,
-                                     device_scale_factor=2 if v == "phone" else 1)
-                 for v, size in VIEWPORTS.items()}
+        pages = {
+            v: browser.new_page(
+                viewport=size,
+                locale="zh-CN",
+                is_mobile=v == "phone",
+                has_touch=True,
+                device_scale_factor=2 if v == "phone" else 1,
+            )
+            for v, size in VIEWPORTS.items()
+        }
         page = pages["phone"]
         try:
             for v, p in pages.items():
@@ -116,8 +123,16 @@ def test_buyer_scans_submits_and_downloads(system, sessions, smtp_server, tmp_pa
                 look(p, "7-expired")
 
                 # 开票中 lasts a moment on a fast system: the page exactly as the gateway serves it in that state.
-                p.set_content(render("h5.html", view=ScanView(view.order, view.order_key, "submitted"), token="t",
-                                     form={}, errors={}, special=False).text)
+                p.set_content(
+                    render(
+                        "h5.html",
+                        view=ScanView(view.order, view.order_key, "submitted"),
+                        token="t",
+                        form={},
+                        errors={},
+                        special=False,
+                    ).text
+                )
                 expect(p).to_have_title("开票中")
                 look(p, "3-issuing")
 
@@ -156,9 +171,18 @@ def set_preset(s, sessions) -> str:
     from fapiao.services import settings_admin as svc
 
     [row] = svc.list_qr_settings(sessions)
-    done = svc.edit_qr_setting(sessions, row.key, {
-        "default_issue": "是", "preset_goods_name": "*餐饮服务*餐费", "preset_revenue_code": "3070401000000000000",
-        "preset_tax_rate": "6%", "preset_amount_mode": "max", "preset_amount": "500"})
+    done = svc.edit_qr_setting(
+        sessions,
+        row.key,
+        {
+            "default_issue": "是",
+            "preset_goods_name": "*餐饮服务*餐费",
+            "preset_revenue_code": "3070401000000000000",
+            "preset_tax_rate": "6%",
+            "preset_amount_mode": "max",
+            "preset_amount": "500",
+        },
+    )
     assert not isinstance(done, dict), done
     p = producer(s)
     for k, value in svc.sync_records(sessions):

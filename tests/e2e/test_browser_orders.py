@@ -21,8 +21,9 @@ from tests.support.services import _accepted_and_submission
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
-    pytest.skip("Debian's chromium is not installed (apt-get install chromium); CI installs it",
-                allow_module_level=True)
+    pytest.skip(
+        "Debian's chromium is not installed (apt-get install chromium); CI installs it", allow_module_level=True
+    )
 assert shutil  # the skip above uses the same chromium lookup as the other browser tests
 
 SELLER = "91440300MA5G9GK78Y"
@@ -33,9 +34,16 @@ def _issue_confirmed_reds(sessions):
     with sessions() as s:
         confs = s.scalars(select(RedConfirmationRow).where(RedConfirmationRow.status == "confirmed")).all()
     for c in confs:
-        issue_red(sessions, SandboxIssuer(sessions), ReversalConfirmed(
-            event_id=c.confirmation_id, order_key=f"{SELLER}:BR-1", confirmation_id=c.confirmation_id,
-            blue_number=c.blue_number))
+        issue_red(
+            sessions,
+            SandboxIssuer(sessions),
+            ReversalConfirmed(
+                event_id=c.confirmation_id,
+                order_key=f"{SELLER}:BR-1",
+                confirmation_id=c.confirmation_id,
+                blue_number=c.blue_number,
+            ),
+        )
 
 
 def test_admin_reverses_and_reissues_and_the_buyer_sees_it(admin_gateway, sessions):
@@ -48,8 +56,9 @@ def test_admin_reverses_and_reissues_and_the_buyer_sees_it(admin_gateway, sessio
     blue = out.event.invoice
     with sessions() as db:
         order = db.scalar(select(OrderRow))
-        buyer_link = LinkMinter(s.link_secret.get_secret_value().encode(), base).url(order.link_id,
-                                                                                     order.link_expires_at)
+        buyer_link = LinkMinter(s.link_secret.get_secret_value().encode(), base).url(
+            order.link_id, order.link_expires_at
+        )
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(locale="zh-CN")

@@ -70,11 +70,17 @@ def gauge(url: str, status: str) -> float:
 def test_thirty_second_smtp_outage_needs_no_human(broker, settings, sessions, tmp_path):
     smtp = RestartableSmtp()
     smtp.start()
-    s = settings.model_copy(update={
-        "kafka_bootstrap": broker.bootstrap, "smtp_port": smtp.port, "smtp_timeout": 2.0,
-        # tiny backoff so a 30 s outage is retried several times within the test (the defaults are minutes/hours)
-        "delivery_retry_base": 1.0, "delivery_retry_max_delay": 8.0, "delivery_retry_interval": 0.5,
-    })
+    s = settings.model_copy(
+        update={
+            "kafka_bootstrap": broker.bootstrap,
+            "smtp_port": smtp.port,
+            "smtp_timeout": 2.0,
+            # tiny backoff so a 30 s outage is retried several times within the test (the defaults are minutes/hours)
+            "delivery_retry_base": 1.0,
+            "delivery_retry_max_delay": 8.0,
+            "delivery_retry_interval": 0.5,
+        }
+    )
     ensure_topics(s)
     docs = DocumentStore(s.documents_dir)
     before = requests_for(sessions, docs, "OUT-A", 10)
@@ -82,10 +88,12 @@ def test_thirty_second_smtp_outage_needs_no_human(broker, settings, sessions, tm
     [refused] = requests_for(sessions, docs, "OUT-R", 1, email=lambda i: REFUSED)
     after = requests_for(sessions, docs, "OUT-C", 10)
     template = after[0]
-    unknown = template.model_copy(update={"request_id": "req-unknown-invoice", "event_id": "ev-unknown",
-                                          "invoice_number": "99999999999999999999"})
-    header_breaking = template.model_copy(update={"request_id": "req-crlf", "event_id": "ev-crlf",
-                                                  "to": "a@example.cn\r\nBcc: everyone@example.cn"})
+    unknown = template.model_copy(
+        update={"request_id": "req-unknown-invoice", "event_id": "ev-unknown", "invoice_number": "99999999999999999999"}
+    )
+    header_breaking = template.model_copy(
+        update={"request_id": "req-crlf", "event_id": "ev-crlf", "to": "a@example.cn\r\nBcc: everyone@example.cn"}
+    )
     mails = before + during + after
     log = tmp_path / "delivery.log"
     worker = SystemProcess(s, "worker", "delivery", log=log)
@@ -104,8 +112,9 @@ def test_thirty_second_smtp_outage_needs_no_human(broker, settings, sessions, tm
         publish(s, after)
 
         final = lambda: set(statuses(sessions)) <= {"sent", "failed"} and len(smtp.messages) >= len(mails)  # noqa
-        wait_until(final, 120, lambda: f"ledger {statuses(sessions)}, received {len(smtp.messages)} of "
-                                       f"{len(mails)}\n{tail()}")
+        wait_until(
+            final, 120, lambda: f"ledger {statuses(sessions)}, received {len(smtp.messages)} of {len(mails)}\n{tail()}"
+        )
         wait_until(lambda: gauge(metrics, "retrying") == 0, 15, tail)
         time.sleep(2)  # anything sent twice would arrive now
     finally:
@@ -136,5 +145,8 @@ def test_thirty_second_smtp_outage_needs_no_human(broker, settings, sessions, tm
             body = json.loads(r.value)
             completed[body["request_id"]] = body["outcome"]
     expected = {r.request_id: "sent" for r in mails} | {
-        refused.request_id: "failed", unknown.request_id: "failed", header_breaking.request_id: "failed"}
+        refused.request_id: "failed",
+        unknown.request_id: "failed",
+        header_breaking.request_id: "failed",
+    }
     assert completed == expected

@@ -42,8 +42,12 @@ def test_order_to_delivered_invoice(system, smtp_server, http_stub):
     status, page = http(link)
     assert status == 200 and "E2E-0001" in page and "1230.00" in page
 
-    bad = {"buyer_type": "enterprise", "title": "某某科技有限公司", "tax_id": "91500107MAC3BEU123",
-           "email": "buyer@example.cn"}
+    bad = {
+        "buyer_type": "enterprise",
+        "title": "某某科技有限公司",
+        "tax_id": "91500107MAC3BEU123",
+        "email": "buyer@example.cn",
+    }
     status, page = http(link, bad)
     assert status == 422 and 'id="err-tax_id"' in page and "校验位" in page
 
@@ -116,8 +120,10 @@ def worker_endpoints_report_health_and_metrics(s):
     status, body = http(ingest + "/readyz")
     assert status == 200 and json.loads(body) == {"ready": True, "broker": True, "partitions": True, "database": True}
     _, metrics = http(ingest + "/metrics")
-    assert re.search(r'fapiao_events_total\{outcome="processed",topic="[^"]+orders.pushed",worker="[^"]+-order-ingest"\} [1-9]',
-                     metrics), metrics[-3000:]
+    assert re.search(
+        r'fapiao_events_total\{outcome="processed",topic="[^"]+orders.pushed",worker="[^"]+-order-ingest"\} [1-9]',
+        metrics,
+    ), metrics[-3000:]
     _, metrics = http(issue + "/metrics")
     assert re.search(r"fapiao_issue_latency_seconds_count [1-9]", metrics)
     assert "kafka_consumergroup" not in metrics  # lag comes from the one lag exporter, not from every worker
@@ -133,9 +139,16 @@ def replay_after_fix(s, dlq_ref: str):
 
     fixed_key = order_key("91440300MA5G9GK78Y", "E2E-REPLAY")
     p = producer(s)  # as a worker would have dead-lettered it, before the fix
-    p.send(s.topics.dlq("orders.pushed"), key=fixed_key, value=json.dumps(sample_push(billNo="E2E-REPLAY")).encode(),
-           headers=[("kafka_dlt-original-topic", s.topics["orders.pushed"].encode()),
-                    ("fapiao-error-kind", b"exhausted"), ("kafka_dlt-exception-message", b"database was down")])
+    p.send(
+        s.topics.dlq("orders.pushed"),
+        key=fixed_key,
+        value=json.dumps(sample_push(billNo="E2E-REPLAY")).encode(),
+        headers=[
+            ("kafka_dlt-original-topic", s.topics["orders.pushed"].encode()),
+            ("fapiao-error-kind", b"exhausted"),
+            ("kafka_dlt-exception-message", b"database was down"),
+        ],
+    )
     p.flush()
     p.close()
     env = settings_env(s)
@@ -179,8 +192,11 @@ def test_poison_goes_to_dead_letter_and_partition_keeps_flowing(system, tmp_path
 
     replay_after_fix(s, dlq_ref=f"{dead.topic}:{dead.partition}:{dead.offset}")
 
-    logged = [json.loads(line[line.index("{"):]) for line in (tmp_path / "workers.log").read_text().splitlines()
-              if "{" in line]
+    logged = [
+        json.loads(line[line.index("{") :])
+        for line in (tmp_path / "workers.log").read_text().splitlines()
+        if "{" in line
+    ]
     dead = [l for l in logged if "dead-lettered" in l["message"]]
     assert dead and dead[0]["order_key"] == key.decode() and dead[0]["level"] == "warning"
     for reader in (dlq, accepted, rejected):

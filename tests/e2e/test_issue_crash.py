@@ -76,8 +76,9 @@ def test_two_issue_workers_in_one_group_one_killed(broker, settings, sessions, t
     n = 3 * N
     events = [_accepted_and_submission(sessions, f"PAIR-{i}")[1] for i in range(n + 1)]
     a = SystemProcess(s, "worker", "invoice-issue", log=tmp_path / "a.log")
-    b = SystemProcess(s.model_copy(update={"worker_port": free_port()}), "worker", "invoice-issue",
-                      log=tmp_path / "b.log")
+    b = SystemProcess(
+        s.model_copy(update={"worker_port": free_port()}), "worker", "invoice-issue", log=tmp_path / "b.log"
+    )
     try:
         _trickle(s, events[:1]).join()
         _wait(lambda: _issued(sessions) == 1, 90, tmp_path / "a.log")

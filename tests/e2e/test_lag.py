@@ -22,13 +22,15 @@ def obs(*rows):
 
 @pytest.mark.parametrize(
     "rows,members,status",
-    [([(5, 5), (6, 6)], True, "OK"),
-     ([(5, 9), (7, 12), (9, 15)], True, "WARN"),
-     ([(5, 9), (7, 9), (9, 12)], True, "OK"),
-     ([(5, 9), (5, 10), (5, 12)], True, "STALL"),
-     ([(5, 9), (5, 9)], False, "STOP"),
-     ([(None, 9), (None, 9)], False, "OK"),
-     ([(9, 9), (9, 12)], False, "OK")],
+    [
+        ([(5, 5), (6, 6)], True, "OK"),
+        ([(5, 9), (7, 12), (9, 15)], True, "WARN"),
+        ([(5, 9), (7, 9), (9, 12)], True, "OK"),
+        ([(5, 9), (5, 10), (5, 12)], True, "STALL"),
+        ([(5, 9), (5, 9)], False, "STOP"),
+        ([(None, 9), (None, 9)], False, "OK"),
+        ([(9, 9), (9, 12)], False, "OK"),
+    ],
 )
 def test_partition_status(rows, members, status):
     assert partition_status(obs(*rows), members) == status
@@ -103,7 +105,9 @@ def test_real_lag_with_worker_stopped(broker, settings, sessions, tmp_path, monk
             assert time.monotonic() < deadline, text[-3000:]
             time.sleep(0.5)
             try:
-                text = urllib.request.urlopen(f"http://127.0.0.1:{s.lag_exporter_port}/metrics", timeout=2).read().decode()
+                text = (
+                    urllib.request.urlopen(f"http://127.0.0.1:{s.lag_exporter_port}/metrics", timeout=2).read().decode()
+                )
             except OSError:
                 continue
         assert f'kafka_consumergroup_group_max_lag{{group="{group}"}} 10.0' in text

@@ -19,8 +19,12 @@ from tests.support.http import http
 pytestmark = [pytest.mark.kafka, pytest.mark.slow]
 
 KINDS = [InvoiceKind.paper_special, InvoiceKind.paper_normal, InvoiceKind.roll]
-ENTERPRISE = {"buyer_type": "enterprise", "title": "某某科技有限公司", "tax_id": "91440300358768292H",
-              "email": "buyer@example.cn"}
+ENTERPRISE = {
+    "buyer_type": "enterprise",
+    "title": "某某科技有限公司",
+    "tax_id": "91440300358768292H",
+    "email": "buyer@example.cn",
+}
 
 
 def test_paper_and_roll_kinds_end_to_end(system, sessions):  # noqa: F811

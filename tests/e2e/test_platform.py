@@ -37,8 +37,13 @@ def test_external_kafka_and_database(monkeypatch):
 
 @pytest.mark.parametrize(
     "var,value",
-    [("FAPIAO_HTTP_PORT", "eighty"), ("FAPIAO_TOPIC_PARTITIONS", "0"), ("FAPIAO_SMTP_SECURITY", "tls1.0"),
-     ("FAPIAO_LINK_SECRET", "short"), ("FAPIAO_TOPIC_PREFIX", "has space")],
+    [
+        ("FAPIAO_HTTP_PORT", "eighty"),
+        ("FAPIAO_TOPIC_PARTITIONS", "0"),
+        ("FAPIAO_SMTP_SECURITY", "tls1.0"),
+        ("FAPIAO_LINK_SECRET", "short"),
+        ("FAPIAO_TOPIC_PREFIX", "has space"),
+    ],
 )
 def test_bad_value_names_the_variable(monkeypatch, var, value):
     monkeypatch.setenv(var, value)
@@ -59,12 +64,23 @@ def test_migrations_match_models(db_url):
 
 @pytest.mark.slow
 def test_dev_runs_everything_and_ctrl_c_leaves_no_process(tmp_path):
-    ports = {"FAPIAO_EMBEDDED_KAFKA_PORT": free_port(), "FAPIAO_HTTP_PORT": free_port(),
-             "FAPIAO_SMTP_PORT": free_port(), "FAPIAO_WORKER_PORT": free_ports(4)}
+    ports = {
+        "FAPIAO_EMBEDDED_KAFKA_PORT": free_port(),
+        "FAPIAO_HTTP_PORT": free_port(),
+        "FAPIAO_SMTP_PORT": free_port(),
+        "FAPIAO_WORKER_PORT": free_ports(4),
+    }
     env = {k: v for k, v in os.environ.items() if not k.startswith("FAPIAO_")}
     env.update({k: str(v) for k, v in ports.items()}, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "fapiao.cli", "dev", "--demo"], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fapiao.cli", "dev", "--demo"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     lines = []
     try:
         deadline = time.monotonic() + 120

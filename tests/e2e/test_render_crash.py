@@ -63,8 +63,9 @@ def test_killed_render_worker(broker, settings, sessions, tmp_path):
         issued += [o.event for o in handle_submission(sessions, issuer, ev) if o.stage == "invoices.issued"]
     assert len(issued) == N + 1 and _rendered(sessions) == 0  # issuing drew nothing
 
-    delivery = SystemProcess(s.model_copy(update={"worker_port": free_port()}), "worker", "delivery",
-                             log=tmp_path / "delivery.log")
+    delivery = SystemProcess(
+        s.model_copy(update={"worker_port": free_port()}), "worker", "delivery", log=tmp_path / "delivery.log"
+    )
     render = SystemProcess(s, "worker", "render", log=tmp_path / "first.log")
     try:
         _trickle(s, issued[:1]).join()
@@ -81,8 +82,10 @@ def test_killed_render_worker(broker, settings, sessions, tmp_path):
 
         def all_sent():
             with sessions() as db:
-                return db.scalar(select(func.count()).select_from(DeliveryRow)
-                                 .where(DeliveryRow.status == "sent")) == N + 1
+                return (
+                    db.scalar(select(func.count()).select_from(DeliveryRow).where(DeliveryRow.status == "sent"))
+                    == N + 1
+                )
 
         _wait(all_sent, 120, tmp_path / "delivery.log")
         time.sleep(2)  # let redelivered events arrive, if any would be mailed again

@@ -34,8 +34,13 @@ def settings(settings):
 
 
 def cli(s, *args, timeout=120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "fapiao.cli", *args], env=settings_env(s), capture_output=True,
-                          text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "fapiao.cli", *args],
+        env=settings_env(s),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def wait_until(check, timeout=60, what="condition"):
@@ -77,8 +82,12 @@ def test_push_waits_then_partial_and_full_reversal(system, sessions, smtp_server
     link = re.search(r"accepted\s+(\S+/q/\S+)", out.stdout).group(1)
     assert cli(s, "push", str(good), "--no-wait").returncode == 0  # an idempotent re-push, not waited for
 
-    buyer = {"buyer_type": "enterprise", "title": "某某科技有限公司", "tax_id": "91440300358768292H",
-             "email": "buyer@example.cn"}
+    buyer = {
+        "buyer_type": "enterprise",
+        "title": "某某科技有限公司",
+        "tax_id": "91440300358768292H",
+        "email": "buyer@example.cn",
+    }
     assert http(link, buyer)[0] == 303
     wait_until(lambda: json.loads(http(link + "/status")[1])["status"] == "issued", what="blue issued")
     with sessions() as db:
@@ -86,8 +95,21 @@ def test_push_waits_then_partial_and_full_reversal(system, sessions, smtp_server
     number = blue.number
 
     # A partial reversal (one line, a smaller amount), confirmed by the buyer already.
-    out = cli(s, "reverse", "request", number, "--seller", SELLER, "--reason", "销售折让", "--line", "1:amount=113.00",
-              "--confirmed", "--request-id", "e2e-p1")
+    out = cli(
+        s,
+        "reverse",
+        "request",
+        number,
+        "--seller",
+        SELLER,
+        "--reason",
+        "销售折让",
+        "--line",
+        "1:amount=113.00",
+        "--confirmed",
+        "--request-id",
+        "e2e-p1",
+    )
     assert out.returncode == 0 and "已确认" in out.stdout, out.stdout + out.stderr
     [partial] = red_issued(s, number, 1)
     assert partial["total_with_tax"] == "-113.00" and re.fullmatch(r"\d{20}", partial["number"])
@@ -119,6 +141,7 @@ def test_push_waits_then_partial_and_full_reversal(system, sessions, smtp_server
 
     # Each red invoice is drawn (its PDF like the blue one's), mailed to the buyer and pushed back.
     for red in reds:
+
         def drawn(n=red["number"]):
             with sessions() as db:
                 docs = db.scalar(select(InvoiceRow.documents).where(InvoiceRow.number == n))
@@ -130,8 +153,13 @@ def test_push_waits_then_partial_and_full_reversal(system, sessions, smtp_server
     wait_until(lambda: len(smtp_server.messages) >= 3, what="three e-mails (blue and two red)")
     subjects = " ".join(m["Subject"] for m in smtp_server.messages)
     assert all(r["number"] in subjects for r in reds)
-    wait_until(lambda: {b.get("InvoiceNo") for b in http_stub.json_bodies() if b["Event"] == "issued"}
-               >= {number, *(r["number"] for r in reds)}, what="callbacks of the red invoices")
+    wait_until(
+        lambda: (
+            {b.get("InvoiceNo") for b in http_stub.json_bodies() if b["Event"] == "issued"}
+            >= {number, *(r["number"] for r in reds)}
+        ),
+        what="callbacks of the red invoices",
+    )
     red_bodies = [b for b in http_stub.json_bodies() if b.get("RedOf")]
     assert {b["RedOf"] for b in red_bodies} == {number} and all(b["InvoiceAmount"].startswith("-") for b in red_bodies)
 
@@ -154,15 +182,23 @@ def test_wrong_title_reversed_then_reissued(system, sessions, smtp_server):  # n
     out = cli(s, "push", str(good), "--timeout", "90")
     assert out.returncode == 0, out.stdout + out.stderr
     link = re.search(r"accepted\s+(\S+/q/\S+)", out.stdout).group(1)
-    wrong = {"buyer_type": "enterprise", "title": "某某科技有限公司", "tax_id": "91440300358768292H",
-             "email": "buyer@example.cn"}
+    wrong = {
+        "buyer_type": "enterprise",
+        "title": "某某科技有限公司",
+        "tax_id": "91440300358768292H",
+        "email": "buyer@example.cn",
+    }
     assert http(link, wrong)[0] == 303
     wait_until(lambda: json.loads(http(link + "/status")[1])["status"] == "issued", what="blue issued")
     with sessions() as db:
         first = db.scalar(select(InvoiceRow.number).where(InvoiceRow.red_of.is_(None)))
 
-    fields = ["buyer_type=enterprise", "title=某某科技有限公司深圳分公司", "tax_id=91440300687582704U",
-              "email=finance@example.cn"]
+    fields = [
+        "buyer_type=enterprise",
+        "title=某某科技有限公司深圳分公司",
+        "tax_id=91440300687582704U",
+        "email=finance@example.cn",
+    ]
     out = cli(s, "reissue", "E2E-RE-1", "--seller", SELLER, *fields)
     assert out.returncode == 1 and "REISSUE_NOT_REVERSED" in out.stderr
     out = cli(s, "reverse", "request", first, "--seller", SELLER, "--reason", "开票有误", "--confirmed")
@@ -176,8 +212,11 @@ def test_wrong_title_reversed_then_reissued(system, sessions, smtp_server):  # n
 
     def reissued():
         with sessions() as db:
-            return db.scalar(select(InvoiceRow).where(InvoiceRow.red_of.is_(None), InvoiceRow.generation == 2,
-                                                      InvoiceRow.status == "issued"))
+            return db.scalar(
+                select(InvoiceRow).where(
+                    InvoiceRow.red_of.is_(None), InvoiceRow.generation == 2, InvoiceRow.status == "issued"
+                )
+            )
 
     new = wait_until(reissued, what="the re-issued invoice")
     assert new.number != first and new.invoice["buyer"]["title"] == "某某科技有限公司深圳分公司"
@@ -202,8 +241,11 @@ def test_unconfirmed_lapses_in_the_worker(system, sessions):  # noqa: F811
     _, ev = _accepted_and_submission(sessions, bill_no="E2E-LAPSE")
     [out] = handle_submission(sessions, SandboxIssuer(sessions), ev)
     blue = out.event.invoice
-    made = request_reversal(sessions, ReversalAsk(SELLER, blue.number, "销货退回", "lapse-1"),
-                            now=datetime.now(timezone.utc) - timedelta(hours=72, minutes=1))
+    made = request_reversal(
+        sessions,
+        ReversalAsk(SELLER, blue.number, "销货退回", "lapse-1"),
+        now=datetime.now(timezone.utc) - timedelta(hours=72, minutes=1),
+    )
     cid = made.confirmation.confirmation_id
     reader = TopicReader(s, s.topics["reversals.cancelled"])
     try:

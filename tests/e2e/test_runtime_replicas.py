@@ -28,8 +28,10 @@ def test_replica_ports_do_not_collide():
     ports = replica_ports(("order-ingest", "invoice-issue"), 3, 7000)
     assert [p for _, _, p in ports] == list(range(7000, 7006))
     assert [c for c, _, _ in ports][:3] == ["order-ingest-1", "order-ingest-2", "order-ingest-3"]
-    assert replica_ports(("delivery", "callbacks"), 1, 7000) == [("delivery", "delivery", 7000),
-                                                                ("callbacks", "callbacks", 7001)]
+    assert replica_ports(("delivery", "callbacks"), 1, 7000) == [
+        ("delivery", "delivery", 7000),
+        ("callbacks", "callbacks", 7001),
+    ]
 
 
 def _get(url: str) -> tuple[int, str]:
@@ -44,9 +46,11 @@ def _get(url: str) -> tuple[int, str]:
 
 def _processed(port: int, topic: str) -> int:
     _, text = _get(f"http://127.0.0.1:{port}/metrics")
-    m = re.search(r'fapiao_events_total\{[^}]*outcome="processed"[^}]*topic="%s"[^}]*\} (\S+)' % re.escape(topic),
-                  text) or re.search(r'fapiao_events_total\{[^}]*topic="%s"[^}]*outcome="processed"[^}]*\} (\S+)'
-                                     % re.escape(topic), text)
+    m = re.search(
+        r'fapiao_events_total\{[^}]*outcome="processed"[^}]*topic="%s"[^}]*\} (\S+)' % re.escape(topic), text
+    ) or re.search(
+        r'fapiao_events_total\{[^}]*topic="%s"[^}]*outcome="processed"[^}]*\} (\S+)' % re.escape(topic), text
+    )
     return int(float(m.group(1))) if m else 0
 
 

@@ -24,11 +24,22 @@ SELLER = "91440300MA5G9GK78Y"
 
 
 def submission(key: bytes) -> bytes:
-    return BuyerSubmitted(
-        event_id=str(uuid.uuid4()), order_key=key.decode(), submission_id=str(uuid.uuid4()),
-        buyer=Buyer(buyer_type=BuyerType.enterprise, title="某某科技有限公司", tax_id="91440300358768292H",
-                    email="buyer@example.cn"),
-        invoice_kind=InvoiceKind.digital_normal).model_dump_json().encode()
+    return (
+        BuyerSubmitted(
+            event_id=str(uuid.uuid4()),
+            order_key=key.decode(),
+            submission_id=str(uuid.uuid4()),
+            buyer=Buyer(
+                buyer_type=BuyerType.enterprise,
+                title="某某科技有限公司",
+                tax_id="91440300358768292H",
+                email="buyer@example.cn",
+            ),
+            invoice_kind=InvoiceKind.digital_normal,
+        )
+        .model_dump_json()
+        .encode()
+    )
 
 
 def test_bogus_records_are_dead_lettered_and_the_workers_go_on(broker, settings, sessions, tmp_path):
@@ -37,12 +48,14 @@ def test_bogus_records_are_dead_lettered_and_the_workers_go_on(broker, settings,
     with sessions() as db:
         ensure_demo_merchant(db)
     real = order_key(SELLER, "REVAL-REAL")
-    ingest_push(sessions, parse_push(json.dumps(sample_push(billNo="REVAL-REAL")).encode()),
-                LinkMinter(b"k" * 32, s.base_url))
+    ingest_push(
+        sessions, parse_push(json.dumps(sample_push(billNo="REVAL-REAL")).encode()), LinkMinter(b"k" * 32, s.base_url)
+    )
     good = json.loads(submission(real))
     issue = SystemProcess(s, "worker", "invoice-issue", log=tmp_path / "issue.log")
-    callbacks = SystemProcess(s.model_copy(update={"worker_port": s.worker_port + 1}), "worker", "callbacks",
-                              log=tmp_path / "callbacks.log")
+    callbacks = SystemProcess(
+        s.model_copy(update={"worker_port": s.worker_port + 1}), "worker", "callbacks", log=tmp_path / "callbacks.log"
+    )
     try:
         for port in (s.worker_port, s.worker_port + 1):
             wait_http(f"http://127.0.0.1:{port}/healthz", timeout=60)

@@ -27,9 +27,18 @@ SELLER = "91440300MA5G9GK78Y"
 
 
 def many_lines(bill_no: str, n: int) -> dict:
-    line = {"lineProperty": "2", "goodsName": "*文化办公用设备*打印纸", "revenueCode": "1090627010000000000",
-            "specification": "A4 70g", "units": "包", "price": "11.30", "quantity": "1", "amount": "11.30",
-            "taxRate": "0.13", "taxAmount": "1.30"}
+    line = {
+        "lineProperty": "2",
+        "goodsName": "*文化办公用设备*打印纸",
+        "revenueCode": "1090627010000000000",
+        "specification": "A4 70g",
+        "units": "包",
+        "price": "11.30",
+        "quantity": "1",
+        "amount": "11.30",
+        "taxRate": "0.13",
+        "taxAmount": "1.30",
+    }
     lines = [{**line, "detailId": str(i + 1)} for i in range(n)]
     return sample_push(billNo=bill_no, billDetail=lines, totalAmount=str(Decimal("11.30") * n))
 
@@ -56,8 +65,12 @@ def start_ingest(broker, settings, sessions, tmp_path):
 def push_in_order(s, pushes: dict[str, dict]) -> set[bytes]:
     p = KafkaProducer(bootstrap_servers=s.bootstrap_servers, max_request_size=16 * 2**20, acks="all")
     for bill_no, doc in pushes.items():  # one partition, in this order: the neighbours share their fate
-        p.send(s.topics["orders.pushed"], key=order_key(SELLER, bill_no),
-               value=json.dumps(doc, ensure_ascii=False).encode(), partition=0)
+        p.send(
+            s.topics["orders.pushed"],
+            key=order_key(SELLER, bill_no),
+            value=json.dumps(doc, ensure_ascii=False).encode(),
+            partition=0,
+        )
     p.flush()
     p.close()
     return {order_key(SELLER, b) for b in pushes}
@@ -96,7 +109,11 @@ def test_oversized_orders_are_refused_not_lost(start_ingest, sessions):
     }
     seen = outcomes(s, push_in_order(s, pushes))
     assert {b: kind(r) for b, r in seen.items()} == {
-        "BIG-BEFORE": "accepted", "BIG-LINES": "rejected", "BIG-REMARK": "rejected", "BIG-AFTER": "accepted"}
+        "BIG-BEFORE": "accepted",
+        "BIG-LINES": "rejected",
+        "BIG-REMARK": "rejected",
+        "BIG-AFTER": "accepted",
+    }
     codes = {b: {v["code"] for v in json_value(r)["violations"]} for b, r in seen.items() if kind(r) == "rejected"}
     assert "00630" in codes["BIG-LINES"] and "00631" in codes["BIG-REMARK"]  # refused before the rules run
     big = json_value(seen["BIG-LINES"])["original"]
@@ -110,11 +127,17 @@ def test_unpublishable_outcome_is_dead_lettered_with_its_error(start_ingest):
     """With the intake limits raised past the broker's message size, the runtime is what stops the loss: the
     accepted event of 10,000 lines cannot be published, so the pushed record goes to the DLQ with the error."""
     s = start_ingest(intake_max_lines=100_000, intake_max_bill_bytes=8 * 2**20)
-    pushes = {"UNPUB-BEFORE": sample_push(billNo="UNPUB-BEFORE"), "UNPUB-LINES": many_lines("UNPUB-LINES", 10_000),
-              "UNPUB-AFTER": sample_push(billNo="UNPUB-AFTER")}
+    pushes = {
+        "UNPUB-BEFORE": sample_push(billNo="UNPUB-BEFORE"),
+        "UNPUB-LINES": many_lines("UNPUB-LINES", 10_000),
+        "UNPUB-AFTER": sample_push(billNo="UNPUB-AFTER"),
+    }
     seen = outcomes(s, push_in_order(s, pushes))
     assert {b: kind(r) for b, r in seen.items()} == {
-        "UNPUB-BEFORE": "accepted", "UNPUB-LINES": "dlq", "UNPUB-AFTER": "accepted"}
+        "UNPUB-BEFORE": "accepted",
+        "UNPUB-LINES": "dlq",
+        "UNPUB-AFTER": "accepted",
+    }
     headers = {k: v.decode() for k, v in seen["UNPUB-LINES"].headers}
     assert headers["fapiao-error-kind"] == "unpublishable"
     assert "MessageSizeTooLarge" in headers["kafka_dlt-exception-message"] + headers["kafka_dlt-exception-fqcn"]

@@ -32,11 +32,21 @@ def test_refused_then_allowed(admin_gateway, sessions):
     s = admin_gateway()
     (s.mail_dir).mkdir(parents=True, exist_ok=True)
     (s.mail_dir / "20261122-100000-1.eml").write_bytes(
-        "Subject: =?utf-8?b?5oKo55qE55S15a2Q5Y+R56Wo?=\r\nTo: a@b.cn\r\nFrom: f@x.cn\r\n\r\nhello\r\n".encode())
+        "Subject: =?utf-8?b?5oKo55qE55S15a2Q5Y+R56Wo?=\r\nTo: a@b.cn\r\nFrom: f@x.cn\r\n\r\nhello\r\n".encode()
+    )
     with sessions() as db:
-        db.add(DeliveryRow(request_id="r1", invoice_number="26440670700000000001", channel="email",
-                           target="a@b.cn", status="failed", attempts=1, error="550 mailbox unavailable",
-                           updated_at=datetime.now(timezone.utc)))
+        db.add(
+            DeliveryRow(
+                request_id="r1",
+                invoice_number="26440670700000000001",
+                channel="email",
+                target="a@b.cn",
+                status="failed",
+                attempts=1,
+                error="550 mailbox unavailable",
+                updated_at=datetime.now(timezone.utc),
+            )
+        )
         db.commit()
 
     assert get(f"{s.base_url}/admin/mail")[0] == 303  # a browser is sent to the login page

@@ -21,8 +21,14 @@ BUYER = Buyer(buyer_type=BuyerType.person, title="张三", email="z@example.cn")
 def issued(n: int, when=datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc), documents=None) -> DocumentRendered:
     order = check_bill(Bill.model_validate(bill(billNo=f"AR-{n}")), CTX)
     inv = build_invoice(order, BUYER, number=f"2644067070{n:010d}", issued_at=when)
-    return DocumentRendered(event_id=f"e{n}", order_key=f"{order.seller_tax_id}:AR-{n}", invoice=inv,
-                            invoice_number=inv.number, seller_tax_id=inv.seller_tax_id, documents=documents or {})
+    return DocumentRendered(
+        event_id=f"e{n}",
+        order_key=f"{order.seller_tax_id}:AR-{n}",
+        invoice=inv,
+        invoice_number=inv.number,
+        seller_tax_id=inv.seller_tax_id,
+        documents=documents or {},
+    )
 
 
 def test_archive_layout_atomic_and_idempotent(tmp_path):

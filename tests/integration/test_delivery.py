@@ -17,8 +17,9 @@ from tests.support.services import issue_and_render, issued_requests, SECRET
 
 
 def config(templates=None):
-    return DeliveryConfig(sender="fapiao@shop.cn", link_secret=SECRET, base_url="http://h",
-                          templates=MessageTemplates(templates))
+    return DeliveryConfig(
+        sender="fapiao@shop.cn", link_secret=SECRET, base_url="http://h", templates=MessageTemplates(templates)
+    )
 
 
 def test_email_once_with_pdf_and_link(sessions, tmp_path, settings, smtp_server):
@@ -30,8 +31,10 @@ def test_email_once_with_pdf_and_link(sessions, tmp_path, settings, smtp_server)
     assert len(smtp_server.messages) == 1
     msg = smtp_server.messages[0]
     assert msg["Message-ID"] == f"<{req.request_id}@fapiao>" and "电子发票" in msg["Subject"]
-    assert [p.get_filename() for p in msg.iter_attachments()] == [f"{req.invoice_number}.pdf",
-                                                                  f"{req.invoice_number}.json"]
+    assert [p.get_filename() for p in msg.iter_attachments()] == [
+        f"{req.invoice_number}.pdf",
+        f"{req.invoice_number}.json",
+    ]
     link = next(w for w in msg.get_body(("plain",)).get_content().split() if w.startswith("http://h/d/"))
     assert read_download_token(SECRET, link.rsplit("/", 1)[1]) == req.invoice_number
 
@@ -82,8 +85,9 @@ def test_merchant_templates_override(sessions, tmp_path, settings, smtp_server):
     seller = tmp_path / "templates" / "91440300MA5G9GK78Y"
     seller.mkdir(parents=True)
     (seller / "email_subject.txt").write_text("【示例科技】发票 {{ number }} 请查收", encoding="utf-8")
-    (seller / "email_body.txt").write_text("尊敬的{{ buyer_title }}：金额 {{ amount }} 元。{{ ''.__class__ }}",
-                                           encoding="utf-8")
+    (seller / "email_body.txt").write_text(
+        "尊敬的{{ buyer_title }}：金额 {{ amount }} 元。{{ ''.__class__ }}", encoding="utf-8"
+    )
     mailer = SmtpMailer(settings.model_copy(update={"smtp_port": smtp_server.port}))
     req = issued_requests(sessions, tmp_path, "D-6")["email"]
     deliver(sessions, mailer, None, req, config(tmp_path / "templates"))

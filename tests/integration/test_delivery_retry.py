@@ -13,8 +13,7 @@ from click.testing import CliRunner
 from fapiao.adapters.db import DeliveryRow
 from fapiao.config import ConfigError, load_settings
 from fapiao.domain.backoff import RetryPolicy
-from fapiao.services.deliver import (deliver, pending_deliveries, retry_due, retry_now,
-                                     waiting_counts)
+from fapiao.services.deliver import deliver, pending_deliveries, retry_due, retry_now, waiting_counts
 from schemas.events import Channel
 from tests.support.smtp import REFUSED, RestartableSmtp
 from tests.support.services import config, mailer_for, requests, rows
@@ -32,8 +31,9 @@ def smtp():
 
 
 def test_backoff_doubles_with_jitter_and_gives_up():
-    p = RetryPolicy(base=timedelta(seconds=10), max_delay=timedelta(hours=2), max_attempts=30,
-                    max_age=timedelta(hours=48))
+    p = RetryPolicy(
+        base=timedelta(seconds=10), max_delay=timedelta(hours=2), max_attempts=30, max_age=timedelta(hours=48)
+    )
     assert [p.delay(n, rand=lambda: 1.0).total_seconds() for n in (1, 2, 3, 4)] == [10, 20, 40, 80]
     assert p.delay(1, rand=lambda: 0.0) == timedelta(seconds=5)  # at least half the planned wait
     assert p.delay(25, rand=lambda: 1.0) == timedelta(hours=2)  # hours at most, not days
@@ -63,8 +63,7 @@ def test_ten_minute_outage_in_simulated_time(sessions, tmp_path, settings, smtp)
         clock += timedelta(seconds=5)
         completed += retry_due(sessions, mailer, None, cfg, now=clock)
         assert clock < T0 + timedelta(minutes=40), rows(sessions)
-    assert collections.Counter(m["Message-ID"] for m in smtp.messages) == {f"<{r.request_id}@fapiao>": 1
-                                                                            for r in reqs}
+    assert collections.Counter(m["Message-ID"] for m in smtp.messages) == {f"<{r.request_id}@fapiao>": 1 for r in reqs}
     assert {(o.event.outcome, o.event.order_key) for o in completed} == {("sent", r.order_key) for r in reqs}
     assert {r.status for r in rows(sessions).values()} == {"sent"}
     assert waiting_counts(sessions) == {"retrying": 0, "queued": 0, "sending": 0}
@@ -117,8 +116,11 @@ def test_request_that_cannot_be_sent_as_asked_ends_failed(sessions, tmp_path, se
     unknown = good.model_copy(update={"request_id": "r-unknown", "invoice_number": "99999999999999999999"})
     crlf = good.model_copy(update={"request_id": "r-crlf", "to": "a@example.cn\r\nBcc: all@example.cn"})
     sms = good.model_copy(update={"request_id": "r-sms", "channel": Channel.sms, "to": "13800138000"})
-    for req, reason in ((unknown, "invoice 99999999999999999999 is not known"), (crlf, "linefeed"),
-                        (sms, "no SMS gateway configured")):
+    for req, reason in (
+        (unknown, "invoice 99999999999999999999 is not known"),
+        (crlf, "linefeed"),
+        (sms, "no SMS gateway configured"),
+    ):
         [done] = deliver(sessions, mailer, None, req, cfg, now=T0)
         assert done.event.outcome == "failed" and reason in done.event.error
     assert {r.status for r in rows(sessions).values()} == {"failed"}
@@ -150,8 +152,18 @@ def test_rows_stuck_sending_before_this_migration_are_picked_up(sessions, tmp_pa
     mailer, cfg = mailer_for(settings, smtp), config()
     [req] = requests(sessions, tmp_path, "OLD", 1)
     with sessions() as s:  # what the old code left behind: `sending`, no due time
-        s.add(DeliveryRow(request_id=req.request_id, invoice_number=req.invoice_number, channel="email",
-                          target=req.to, status="sending", reason="issued", attempts=4, updated_at=T0))
+        s.add(
+            DeliveryRow(
+                request_id=req.request_id,
+                invoice_number=req.invoice_number,
+                channel="email",
+                target=req.to,
+                status="sending",
+                reason="issued",
+                attempts=4,
+                updated_at=T0,
+            )
+        )
         s.commit()
     assert retry_due(sessions, mailer, None, cfg, now=T0 + timedelta(seconds=30)) == []
     [done] = retry_due(sessions, mailer, None, cfg, now=T0 + timedelta(minutes=2))
@@ -176,8 +188,7 @@ def test_two_retry_timers_racing_send_each_message_once(sessions, tmp_path, sett
         t.start()
     for t in threads:
         t.join()
-    assert collections.Counter(m["Message-ID"] for m in smtp.messages) == {f"<{r.request_id}@fapiao>": 1
-                                                                            for r in reqs}
+    assert collections.Counter(m["Message-ID"] for m in smtp.messages) == {f"<{r.request_id}@fapiao>": 1 for r in reqs}
     assert sorted(o.event.request_id for o in outcomes) == sorted(r.request_id for r in reqs)
 
 
@@ -196,9 +207,12 @@ def test_ops_retry_now(sessions, tmp_path, settings, smtp):
     [done] = retry_due(sessions, mailer, None, cfg, now=T0 + timedelta(seconds=1))
     assert done.event.request_id == waiting[0].request_id and done.event.outcome == "sent"
     assert sorted(retry_now(sessions, include_failed=True, now=T0 + timedelta(seconds=2))) == sorted(
-        [waiting[1].request_id, refused[0].request_id])
-    ended = {o.event.request_id: o.event.outcome
-             for o in retry_due(sessions, mailer, None, cfg, now=T0 + timedelta(seconds=2))}
+        [waiting[1].request_id, refused[0].request_id]
+    )
+    ended = {
+        o.event.request_id: o.event.outcome
+        for o in retry_due(sessions, mailer, None, cfg, now=T0 + timedelta(seconds=2))
+    }
     assert ended == {waiting[1].request_id: "sent", refused[0].request_id: "failed"}
 
 

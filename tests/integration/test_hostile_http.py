@@ -19,8 +19,25 @@ from tests.support.samples import ADMIN_TOKEN, sample_push
 pytestmark = pytest.mark.kafka
 
 ORG = {"org_code": "SZ01", "seller_name": "深圳市示例科技有限公司", "tax_id": "91440300MA5G9GK78Y"}
-BAD_AMOUNTS = ["1e30", "1E+30", "NaN", "nan", "Infinity", "-Infinity", "1e999999999", "-5.00", "0", "1e20",
-               "9999999999999.00", "1.005", "0x10", "１２", "88.50.1", "", " "]
+BAD_AMOUNTS = [
+    "1e30",
+    "1E+30",
+    "NaN",
+    "nan",
+    "Infinity",
+    "-Infinity",
+    "1e999999999",
+    "-5.00",
+    "0",
+    "1e20",
+    "9999999999999.00",
+    "1.005",
+    "0x10",
+    "１２",
+    "88.50.1",
+    "",
+    " ",
+]
 
 
 @pytest.fixture
@@ -36,14 +53,34 @@ def site(admin_gateway, sessions):
     auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     assert http.post("/admin/api/orgs", json=ORG, headers=auth).status_code == 201
     system = http.post("/admin/api/systems", json={"code": "POS", "name": "收银"}, headers=auth).json()
-    setting = http.post("/admin/api/qr-settings", headers=auth, json={
-        "org_code": "SZ01", "kinds": ["10xdp"], "validity_days": "30", "business_system_code": "POS"}).json()
-    md5 = http.post("/admin/api/qr-settings", headers=auth, json={
-        "org_code": "SZ01", "kinds": ["10xdp"], "validity_days": "30", "link_mode": "kingdee_md5"}).json()
-    preset = http.post("/admin/api/qr-settings", headers=auth, json={
-        "org_code": "SZ01", "kinds": ["10xdp"], "validity_days": "30", "default_issue": True,
-        "preset": {"goods_name": "*餐饮服务*餐费", "revenue_code": "3070401000000000000", "tax_rate": "0.06",
-                   "units": "次", "amount_mode": "max", "amount": "500"}}).json()
+    setting = http.post(
+        "/admin/api/qr-settings",
+        headers=auth,
+        json={"org_code": "SZ01", "kinds": ["10xdp"], "validity_days": "30", "business_system_code": "POS"},
+    ).json()
+    md5 = http.post(
+        "/admin/api/qr-settings",
+        headers=auth,
+        json={"org_code": "SZ01", "kinds": ["10xdp"], "validity_days": "30", "link_mode": "kingdee_md5"},
+    ).json()
+    preset = http.post(
+        "/admin/api/qr-settings",
+        headers=auth,
+        json={
+            "org_code": "SZ01",
+            "kinds": ["10xdp"],
+            "validity_days": "30",
+            "default_issue": True,
+            "preset": {
+                "goods_name": "*餐饮服务*餐费",
+                "revenue_code": "3070401000000000000",
+                "tax_rate": "0.06",
+                "units": "次",
+                "amount_mode": "max",
+                "amount": "500",
+            },
+        },
+    ).json()
     static = http.post("/admin/api/static/SZ01", headers=auth).json()["link"]
     with sessions() as db:
         ensure_demo_merchant(db)
@@ -54,9 +91,17 @@ def site(admin_gateway, sessions):
     while http.get(static).status_code != 200:
         assert time.monotonic() < deadline, "static QR not synced in time"
         time.sleep(0.2)
-    yield {"s": s, "http": http, "auth": auth, "system": system, "key": setting["key"], "md5_key": md5["key"],
-           "preset": preset["key"],
-           "static": static.removeprefix(s.base_url), "order": accepted.event.link.removeprefix(s.base_url)}
+    yield {
+        "s": s,
+        "http": http,
+        "auth": auth,
+        "system": system,
+        "key": setting["key"],
+        "md5_key": md5["key"],
+        "preset": preset["key"],
+        "static": static.removeprefix(s.base_url),
+        "order": accepted.event.link.removeprefix(s.base_url),
+    }
     http.close()
 
 
@@ -107,10 +152,15 @@ HOSTILE_BODIES = {
     "broken multipart (no closing boundary, no blank line)": (MULTI, b"--" + BOUNDARY.encode() + b"\r\nxx"),
     "multipart, unclosed": (MULTI, _multipart(_field("title", "张三"), close=False)),
     "multipart without boundary": ("multipart/form-data", _multipart(_field("title", "张三"))),
-    "multipart with a file part": (MULTI, _multipart(
-        _field("buyer_type", "individual"), _field("email", "a@b.cn"),
-        b'Content-Disposition: form-data; name="title"; filename="x.exe"\r\nContent-Type: application/octet-stream'
-        b"\r\n\r\nMZ\x00\x01binary")),
+    "multipart with a file part": (
+        MULTI,
+        _multipart(
+            _field("buyer_type", "individual"),
+            _field("email", "a@b.cn"),
+            b'Content-Disposition: form-data; name="title"; filename="x.exe"\r\nContent-Type: application/octet-stream'
+            b"\r\n\r\nMZ\x00\x01binary",
+        ),
+    ),
     "multipart with ff-fe field": (MULTI, _multipart(b'Content-Disposition: form-data; name="title"\r\n\r\n\xff\xfe')),
     "json instead of a form": ("application/json", json.dumps(BUYER).encode()),
     "text/plain": ("text/plain", b"title=x"),
@@ -148,25 +198,44 @@ def test_buyer_form_oversized_body_and_field(site):
 def test_admin_hostile_bodies_are_4xx(site):
     http, auth = site["http"], site["auth"]
     for path in ("/admin/api/orgs", "/admin/api/qr-settings", "/admin/api/systems"):
-        for ctype, body in [("application/json", b"\xff\xfe"), ("application/json", b"[1, 2]"),
-                            ("application/json", b'{"org_code": ["x"], "kinds": "10xdp"}'),
-                            ("application/json", b'{"org_code": null, "validity_days": 1e999}'),
-                            (MULTI, b"--" + BOUNDARY.encode() + b"\r\nxx"), (FORM, b"\xff\xfe"),
-                            ("application/json", b"{" + b'"a":' * 5000 + b"1" + b"}" * 5000)]:
+        for ctype, body in [
+            ("application/json", b"\xff\xfe"),
+            ("application/json", b"[1, 2]"),
+            ("application/json", b'{"org_code": ["x"], "kinds": "10xdp"}'),
+            ("application/json", b'{"org_code": null, "validity_days": 1e999}'),
+            (MULTI, b"--" + BOUNDARY.encode() + b"\r\nxx"),
+            (FORM, b"\xff\xfe"),
+            ("application/json", b"{" + b'"a":' * 5000 + b"1" + b"}" * 5000),
+        ]:
             r = http.post(path, content=body, headers={**auth, "Content-Type": ctype})
             assert _is_answer(r), (path, ctype, body[:40], r.status_code, r.text[-300:])
-    r = http.patch(f"/admin/api/qr-settings/{site['key']}", content=b'{"validity_days": "1e30"}',
-                   headers={**auth, "Content-Type": "application/json"})
+    r = http.patch(
+        f"/admin/api/qr-settings/{site['key']}",
+        content=b'{"validity_days": "1e30"}',
+        headers={**auth, "Content-Type": "application/json"},
+    )
     assert r.status_code == 422, r.text
 
 
-PLACEHOLDERS = {"token": ["{order}", "AAAA", "%FF%FE", "x" * 5000], "static_id": ["{static}", "nope", "%00"],
-                "fmt": ["svg", "png", "pdf", "exe"], "key": ["{key}", "{preset}", "nope"], "code": ["POS", "NOPE"],
-                "org_code": ["SZ01", "NOPE", "%E2%80%AE"], "order_key": ["91440300MA5G9GK78Y:HOSTILE-1", "x"],
-                "name": ["x.eml", "..%2F..%2Fetc%2Fpasswd"]}
-FUZZ_BODIES = [(None, None), (FORM, b"\xff\xfe"), (MULTI, b"--" + BOUNDARY.encode() + b"\r\nxx"),
-               ("application/json", b"\xff\xfe"), ("application/json", b"null"), (FORM, b"a=" + b"%" * 200),
-               (FORM, b"amount=1e30&bill_no=SO-1&invoice_kind=10xdp&title=%00&email=%3Ca%40qq.com%3E")]
+PLACEHOLDERS = {
+    "token": ["{order}", "AAAA", "%FF%FE", "x" * 5000],
+    "static_id": ["{static}", "nope", "%00"],
+    "fmt": ["svg", "png", "pdf", "exe"],
+    "key": ["{key}", "{preset}", "nope"],
+    "code": ["POS", "NOPE"],
+    "org_code": ["SZ01", "NOPE", "%E2%80%AE"],
+    "order_key": ["91440300MA5G9GK78Y:HOSTILE-1", "x"],
+    "name": ["x.eml", "..%2F..%2Fetc%2Fpasswd"],
+}
+FUZZ_BODIES = [
+    (None, None),
+    (FORM, b"\xff\xfe"),
+    (MULTI, b"--" + BOUNDARY.encode() + b"\r\nxx"),
+    ("application/json", b"\xff\xfe"),
+    ("application/json", b"null"),
+    (FORM, b"a=" + b"%" * 200),
+    (FORM, b"amount=1e30&bill_no=SO-1&invoice_kind=10xdp&title=%00&email=%3Ca%40qq.com%3E"),
+]
 
 
 def test_fuzz_no_route_answers_5xx(site):
@@ -178,11 +247,22 @@ def test_fuzz_no_route_answers_5xx(site):
     routes = sorted({(r.method, r.resource.canonical) for r in app.router.routes() if r.method != "HEAD"})
     assert len(routes) > 20
     order_token = site["order"].removeprefix("/q/")
-    fill = {"{order}": order_token, "{static}": site["static"].removeprefix("/s/"), "{key}": site["key"],
-            "{preset}": site["preset"]}
+    fill = {
+        "{order}": order_token,
+        "{static}": site["static"].removeprefix("/s/"),
+        "{key}": site["key"],
+        "{preset}": site["preset"],
+    }
     now = int(datetime.now(timezone.utc).timestamp())
-    queries = ["", "?k=garbage", f"?k={site['key']},SO-1,1e30,{now},abc,$", "?k=%FF%FE", "?k=,,,,,$",
-               "?resent=%00", "?k=" + "x" * 10000]
+    queries = [
+        "",
+        "?k=garbage",
+        f"?k={site['key']},SO-1,1e30,{now},abc,$",
+        "?k=%FF%FE",
+        "?k=,,,,,$",
+        "?resent=%00",
+        "?k=" + "x" * 10000,
+    ]
     failures = []
     for method, canonical in routes:
         names = [seg[1:-1].split(":")[0] for seg in canonical.replace(".", "/").split("/") if seg.startswith("{")]
@@ -191,8 +271,10 @@ def test_fuzz_no_route_answers_5xx(site):
             for n, v in zip(names, values):
                 path = path.replace("{" + n + "}", fill.get(v, v), 1)
             for query, (ctype, body), auth in itertools.product(
-                    queries[:3] if path != "/" else queries, FUZZ_BODIES if method != "GET" else [(None, None)],
-                    [site["auth"], {}]):
+                queries[:3] if path != "/" else queries,
+                FUZZ_BODIES if method != "GET" else [(None, None)],
+                [site["auth"], {}],
+            ):
                 headers = {**auth, **({"Content-Type": ctype} if ctype else {})}
                 try:
                     r = site["http"].request(method, path + query, content=body, headers=headers)
@@ -207,21 +289,38 @@ def test_fuzz_no_route_answers_5xx(site):
 def test_hostile_merchant_order_answers_are_422(admin_gateway, http_stub):
     """The merchant's order-query interface answers garbage: the buyer gets a message, never a 500."""
     s = admin_gateway()
-    http = httpx.Client(base_url=s.base_url, timeout=15, follow_redirects=False,
-                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    http = httpx.Client(
+        base_url=s.base_url, timeout=15, follow_redirects=False, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
     http.post("/admin/api/orgs", json=ORG)
-    system = http.post("/admin/api/systems", json={"code": "POS", "name": "收银",
-                                                   "query_url": http_stub.url + "/orders"}).json()
-    key = http.post("/admin/api/qr-settings", json={"org_code": "SZ01", "kinds": ["10xdp"], "validity_days": "30",
-                                                    "business_system_code": "POS"}).json()["key"]
+    system = http.post(
+        "/admin/api/systems", json={"code": "POS", "name": "收银", "query_url": http_stub.url + "/orders"}
+    ).json()
+    key = http.post(
+        "/admin/api/qr-settings",
+        json={"org_code": "SZ01", "kinds": ["10xdp"], "validity_days": "30", "business_system_code": "POS"},
+    ).json()["key"]
     http.post("/admin/api/sync")
     browser = httpx.Client(base_url=s.base_url, timeout=15, follow_redirects=False)
     now = int(datetime.now(timezone.utc).timestamp())
-    answers = [{"billDetail": "x"}, {"billDetail": [1, 2]}, {"totalAmount": {"a": 1}, "billDetail": []},
-               {"totalAmount": "1e30", "includeTaxFlag": "1", "billDetail": [
-                   {"goodsName": "*餐饮服务*餐费", "revenueCode": "3070401000000000000", "amount": "1e30",
-                    "taxRate": "0.06"}]},
-               {"totalAmount": "NaN", "billDetail": [{"amount": "NaN", "taxRate": "abc"}]}]
+    answers = [
+        {"billDetail": "x"},
+        {"billDetail": [1, 2]},
+        {"totalAmount": {"a": 1}, "billDetail": []},
+        {
+            "totalAmount": "1e30",
+            "includeTaxFlag": "1",
+            "billDetail": [
+                {
+                    "goodsName": "*餐饮服务*餐费",
+                    "revenueCode": "3070401000000000000",
+                    "amount": "1e30",
+                    "taxRate": "0.06",
+                }
+            ],
+        },
+        {"totalAmount": "NaN", "billDetail": [{"amount": "NaN", "taxRate": "abc"}]},
+    ]
     wrong = []
     for i, data in enumerate(answers):
         http_stub.routes["/orders"] = (200, {"errorCode": "0", "data": data})

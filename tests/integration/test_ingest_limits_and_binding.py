@@ -63,8 +63,18 @@ def _other_org(sessions, system_code: str) -> None:
         s.add(OrgRow(org_code="OTHER", seller_name="广州另一家有限公司", tax_id=OTHER_TAX_ID))
         s.add(BusinessSystemRow(code=system_code, name="另一收银系统", enabled=True, secret=secrets.token_hex(8)))
         s.flush()
-        s.add(QrSettingRow(key=secrets.token_urlsafe(8), org_code="OTHER", business_system_code=system_code,
-                           scan_type="issue", kinds=["10xdp"], validity_days=7, enabled=True, link_mode="hmac"))
+        s.add(
+            QrSettingRow(
+                key=secrets.token_urlsafe(8),
+                org_code="OTHER",
+                business_system_code=system_code,
+                scan_type="issue",
+                kinds=["10xdp"],
+                validity_days=7,
+                enabled=True,
+                link_mode="hmac",
+            )
+        )
         s.commit()
 
 

@@ -45,10 +45,18 @@ def test_a_batch_mixes_outcomes(sessions):
     issuer = SandboxIssuer(sessions)
     issuer.fail_next("permanent")  # the first invoice numbered is refused by the platform
     outs = issue_submissions(sessions, issuer, [unknown, *events[:4]])
-    assert [o[0].stage for o in outs] == ["invoices.failed", "invoices.failed", "invoices.issued",
-                                          "invoices.issued", "invoices.failed"]
+    assert [o[0].stage for o in outs] == [
+        "invoices.failed",
+        "invoices.failed",
+        "invoices.issued",
+        "invoices.issued",
+        "invoices.failed",
+    ]
     assert [o[0].event.code for o in outs if o[0].stage == "invoices.failed"] == [
-        "ORDER_NOT_FOUND", "ISSUER_REFUSED", "LIMIT_EXCEEDED"]
+        "ORDER_NOT_FOUND",
+        "ISSUER_REFUSED",
+        "LIMIT_EXCEEDED",
+    ]
     assert [_seq(o[0].event.invoice.number) for o in outs if o[0].stage == "invoices.issued"] == [1, 2]
 
     with sessions() as s:

@@ -53,9 +53,13 @@ def test_http_issuer(sessions, tmp_path, http_stub):
     assert len(http_stub.requests) == 2
 
 
-@pytest.mark.parametrize("answer,code", [((400, {"message": "税号不存在"}), "ISSUER_REFUSED"),
-                                         ((200, {"number": "123", "issued_at": "2026-11-22T10:00:00"}),
-                                          "ISSUER_BAD_NUMBER")])
+@pytest.mark.parametrize(
+    "answer,code",
+    [
+        ((400, {"message": "税号不存在"}), "ISSUER_REFUSED"),
+        ((200, {"number": "123", "issued_at": "2026-11-22T10:00:00"}), "ISSUER_BAD_NUMBER"),
+    ],
+)
 def test_http_issuer_refusals(sessions, tmp_path, http_stub, answer, code):
     _, ev = _accepted_and_submission(sessions, f"ISS-{code}")
     http_stub.script = [answer]
@@ -75,8 +79,9 @@ def test_http_issuer_in_a_batch(sessions, http_stub):
     from fapiao.services.issue import issue_submissions
 
     events = [_accepted_and_submission(sessions, f"ISS-B{i}")[1] for i in range(3)]
-    http_stub.script = [(200, {"number": f"2495200000002878779{i}", "issued_at": "2026-11-22T10:00:00+08:00"})
-                        for i in range(3)]
+    http_stub.script = [
+        (200, {"number": f"2495200000002878779{i}", "issued_at": "2026-11-22T10:00:00+08:00"}) for i in range(3)
+    ]
     issuer = HttpIssuer(http_stub.url, None, 2)
     outs = issue_submissions(sessions, issuer, events)
     assert [o[0].event.invoice.number for o in outs] == [f"2495200000002878779{i}" for i in range(3)]

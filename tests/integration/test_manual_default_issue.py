@@ -20,17 +20,27 @@ from fapiao.services.system_scan import obtain_order, obtain_preset_order, prese
 from schemas.settings import SettingsRecord
 
 MINTER = LinkMinter(b"k" * 32, "http://h")
-PRESET = {"preset_goods_name": "*餐饮服务*餐费", "preset_revenue_code": "3070401000000000000",
-          "preset_tax_rate": "6%", "preset_units": "次"}
+PRESET = {
+    "preset_goods_name": "*餐饮服务*餐费",
+    "preset_revenue_code": "3070401000000000000",
+    "preset_tax_rate": "6%",
+    "preset_units": "次",
+}
 ORG = {"org_code": "SZ01", "seller_name": "深圳市示例科技有限公司", "tax_id": "91440300MA5G9GK78Y"}
 
 
 def test_preset_rules():
-    doc, errors = check_preset({"goods_name": "*餐饮服务*餐费", "revenue_code": "3070401000000000000",
-                                "tax_rate": "0.06", "amount_mode": "max", "amount": "500"})
+    doc, errors = check_preset(
+        {
+            "goods_name": "*餐饮服务*餐费",
+            "revenue_code": "3070401000000000000",
+            "tax_rate": "0.06",
+            "amount_mode": "max",
+            "amount": "500",
+        }
+    )
     assert errors == {} and doc["tax_rate"] == "0.06" and doc["amount"] == "500.00"
-    _, errors = check_preset({"goods_name": "餐费", "revenue_code": "307", "tax_rate": "0.17",
-                              "amount_mode": "fixed"})
+    _, errors = check_preset({"goods_name": "餐费", "revenue_code": "307", "tax_rate": "0.17", "amount_mode": "fixed"})
     assert set(errors) == {"preset_goods_name", "preset_revenue_code", "preset_tax_rate", "preset_amount"}
     _, errors = check_preset({"goods_name": "*农产品*大米", "revenue_code": "1010101000000000000", "tax_rate": "0"})
     assert set(errors) == {"preset_zero_rate_flag"}
@@ -41,8 +51,9 @@ def test_preset_rules():
 
 def synced(sessions, **form) -> SettingsRecord:
     assert not isinstance(svc.create_org(sessions, ORG), dict)
-    row = svc.create_qr_setting(sessions, {"org_code": "SZ01", "kinds": "10xdp 08xdp", "validity_days": "30",
-                                           "default_issue": "是", **form})
+    row = svc.create_qr_setting(
+        sessions, {"org_code": "SZ01", "kinds": "10xdp 08xdp", "validity_days": "30", "default_issue": "是", **form}
+    )
     assert not isinstance(row, dict), row
     [(key, value)] = [r for r in svc.sync_records(sessions) if r[0].startswith(b"qr:")]
     return SettingsRecord.model_validate_json(value)
@@ -50,25 +61,50 @@ def synced(sessions, **form) -> SettingsRecord:
 
 def test_admin_keeps_the_preset_and_requires_it_with_default_issue(sessions):
     assert not isinstance(svc.create_org(sessions, ORG), dict)
-    errors = svc.create_qr_setting(sessions, {"org_code": "SZ01", "kinds": "10xdp", "validity_days": "30",
-                                              "default_issue": "是"})
+    errors = svc.create_qr_setting(
+        sessions, {"org_code": "SZ01", "kinds": "10xdp", "validity_days": "30", "default_issue": "是"}
+    )
     assert "preset_goods_name" in errors
-    errors = svc.create_qr_setting(sessions, {"org_code": "SZ01", "kinds": "10xdp", "validity_days": "30",
-                                              "default_issue": "是", **PRESET, "preset_revenue_code": "1"})
+    errors = svc.create_qr_setting(
+        sessions,
+        {
+            "org_code": "SZ01",
+            "kinds": "10xdp",
+            "validity_days": "30",
+            "default_issue": "是",
+            **PRESET,
+            "preset_revenue_code": "1",
+        },
+    )
     assert set(errors) == {"preset_revenue_code"}
-    row = svc.create_qr_setting(sessions, {"org_code": "SZ01", "kinds": "10xdp", "validity_days": "30",
-                                           "default_issue": "是", "preset": {"goods_name": "*餐饮服务*餐费",
-                                           "revenue_code": "3070401000000000000", "tax_rate": "0.06"}})
+    row = svc.create_qr_setting(
+        sessions,
+        {
+            "org_code": "SZ01",
+            "kinds": "10xdp",
+            "validity_days": "30",
+            "default_issue": "是",
+            "preset": {"goods_name": "*餐饮服务*餐费", "revenue_code": "3070401000000000000", "tax_rate": "0.06"},
+        },
+    )
     assert row.preset["goods_name"] == "*餐饮服务*餐费" and row.preset["amount_mode"] == "any"
-    edited = svc.edit_qr_setting(sessions, row.key, {"preset_amount_mode": "fixed", "preset_amount": "30",
-                                                     **PRESET})
+    edited = svc.edit_qr_setting(sessions, row.key, {"preset_amount_mode": "fixed", "preset_amount": "30", **PRESET})
     assert edited.preset["amount"] == "30.00"
     assert svc.edit_qr_setting(sessions, row.key, {"enabled": "0"}).preset == edited.preset  # kept
     from fapiao.domain.order_rules import KIND_NAMES
     from fapiao.gateway.rendering import render
 
-    page = render("admin_settings.html", rows=svc.list_qr_settings(sessions), orgs=[], kinds=KIND_NAMES, errors={},
-                  form={}, last_synced=None, unsynced=False, synced=None).text
+    page = render(
+        "admin_settings.html",
+        rows=svc.list_qr_settings(sessions),
+        orgs=[],
+        kinds=KIND_NAMES,
+        errors={},
+        form={},
+        last_synced=None,
+        unsynced=False,
+        synced=None,
+    ).text
     assert "预置销售单" in page and f'href="/p/{row.key}"' in page and "固定 ¥30.00" in page
 
 
@@ -88,7 +124,11 @@ def test_scan_builds_the_order_from_the_preset_and_issues(sessions, tmp_path):
     assert re.fullmatch(r"YS\d{8}[0-9A-F]{16}", order.bill_no) and order.total_amount == Decimal("88.50")
     [line] = order.lines
     assert (line.goods_name, line.revenue_code, line.units, line.tax_rate) == (
-        "*餐饮服务*餐费", "3070401000000000000", "次", Decimal("0.06"))
+        "*餐饮服务*餐费",
+        "3070401000000000000",
+        "次",
+        Decimal("0.06"),
+    )
     ev = submission_event(view, {"buyer_type": "individual", "title": "张三", "email": "a@b.cn"})
     [issued, *_] = handle_submission(sessions, SandboxIssuer(sessions), ev)
     assert issued.stage == "invoices.issued"
@@ -98,8 +138,15 @@ def test_scan_builds_the_order_from_the_preset_and_issues(sessions, tmp_path):
 
 def test_business_system_link_without_query_interface_uses_the_preset(sessions):
     setting = synced(sessions, **PRESET)
-    got = obtain_order(sessions, MINTER, setting, "SO-7", Decimal("66.00"), "08xdp",
-                       query=lambda *a: pytest.fail("no order-query interface is called"))
+    got = obtain_order(
+        sessions,
+        MINTER,
+        setting,
+        "SO-7",
+        Decimal("66.00"),
+        "08xdp",
+        query=lambda *a: pytest.fail("no order-query interface is called"),
+    )
     assert got.link, got.error
     view = scan_view(sessions, read_token(MINTER.secret, got.link.rsplit("/", 1)[1]).link_id)
     assert view.order.bill_no == "SO-7" and view.order.lines[0].goods_name == "*餐饮服务*餐费"
@@ -111,10 +158,24 @@ def test_preset_qr_page_through_the_gateway(admin_gateway):
 
     s = admin_gateway()
     assert api(s, "POST", "/admin/api/orgs", ORG)[0] == 201
-    status, body = api(s, "POST", "/admin/api/qr-settings", {
-        "org_code": "SZ01", "kinds": ["10xdp"], "validity_days": "30", "default_issue": True,
-        "preset": {"goods_name": "*餐饮服务*餐费", "revenue_code": "3070401000000000000", "tax_rate": "0.06",
-                   "amount_mode": "fixed", "amount": "25"}})
+    status, body = api(
+        s,
+        "POST",
+        "/admin/api/qr-settings",
+        {
+            "org_code": "SZ01",
+            "kinds": ["10xdp"],
+            "validity_days": "30",
+            "default_issue": True,
+            "preset": {
+                "goods_name": "*餐饮服务*餐费",
+                "revenue_code": "3070401000000000000",
+                "tax_rate": "0.06",
+                "amount_mode": "fixed",
+                "amount": "25",
+            },
+        },
+    )
     assert status == 201 and body["preset"]["amount"] == "25.00", body
     page_url = f"{s.base_url}/p/{body['key']}"
     api(s, "POST", "/admin/api/sync")
@@ -139,8 +200,16 @@ def test_cli_sets_and_lists_the_preset(sessions, db_url, monkeypatch):
     assert run("add-org", *(f"{k}={v}" for k, v in ORG.items())).exit_code == 0
     missing = run("add-qr", "org_code=SZ01", "kinds=10xdp", "validity_days=30", "default_issue=是")
     assert missing.exit_code == 1 and "preset_goods_name" in missing.output
-    added = run("add-qr", "org_code=SZ01", "kinds=10xdp", "validity_days=30", "default_issue=是",
-                *(f"{k}={v}" for k, v in PRESET.items()), "preset_amount_mode=max", "preset_amount=300")
+    added = run(
+        "add-qr",
+        "org_code=SZ01",
+        "kinds=10xdp",
+        "validity_days=30",
+        "default_issue=是",
+        *(f"{k}={v}" for k, v in PRESET.items()),
+        "preset_amount_mode=max",
+        "preset_amount=300",
+    )
     assert added.exit_code == 0, added.output
     key = added.output.split()[-1]
     listing = run("list").output

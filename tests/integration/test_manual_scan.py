@@ -51,13 +51,23 @@ def test_the_buyers_own_entry_wins_over_the_mapping(sessions):
 
 def test_business_system_mode_keeps_the_orders_tax_id(sessions):
     org = OrgDoc(org_code="DEMO", seller_name="深圳市示例科技有限公司", tax_id="91440300MA5G9GK78Y")
-    setting = SettingsRecord(type="qr", org=org, key="k1", kinds=["10xdp"], validity_days=30, link_mode="hmac",
-                             business_system_code="POS", query_url="http://merchant/orders")
-    lines = [{"goodsName": "*餐饮服务*餐费", "revenueCode": "3070401000000000000", "amount": "88.50",
-              "taxRate": "0.06"}]
+    setting = SettingsRecord(
+        type="qr",
+        org=org,
+        key="k1",
+        kinds=["10xdp"],
+        validity_days=30,
+        link_mode="hmac",
+        business_system_code="POS",
+        query_url="http://merchant/orders",
+    )
+    lines = [
+        {"goodsName": "*餐饮服务*餐费", "revenueCode": "3070401000000000000", "amount": "88.50", "taxRate": "0.06"}
+    ]
     doc = {"sellerTaxpayerId": OTHER_SELLER, "totalAmount": "88.50", "billDetail": lines}
-    got = obtain_order(sessions, MINTER, setting, "SO-1", Decimal("88.50"), "10xdp", lambda *a: doc,
-                       now=datetime.now(timezone.utc))
+    got = obtain_order(
+        sessions, MINTER, setting, "SO-1", Decimal("88.50"), "10xdp", lambda *a: doc, now=datetime.now(timezone.utc)
+    )
     assert got.link, got.error
     view = scan_view(sessions, read_token(MINTER.secret, got.link.rsplit("/", 1)[1]).link_id)
     assert view.order.seller_tax_id == OTHER_SELLER  # not overwritten with the key's

@@ -19,6 +19,7 @@ from fapiao.services import settings_admin as svc
 
 from tests.support.samples import ADMIN_TOKEN as TOKEN
 from tests.support.http import api, eventually, fetch
+
 ORG = {"org_code": "SZ01", "seller_name": "深圳市示例科技有限公司", "tax_id": "91440300MA5G9GK78Y"}
 
 
@@ -89,11 +90,19 @@ def test_settings_sync_and_scans(gateway):
     assert status == 201 and len(system["secret"]) == 32
     status, body = api(s, "POST", "/admin/api/qr-settings", {"org_code": "SZ01", "kinds": []})
     assert status == 422 and set(body["errors"]) >= {"kinds", "validity_days"}
-    status, hmac_setting = api(s, "POST", "/admin/api/qr-settings", {
-        "org_code": "SZ01", "kinds": ["10xdp", "08xdp"], "validity_days": "30", "business_system_code": "POS"})
+    status, hmac_setting = api(
+        s,
+        "POST",
+        "/admin/api/qr-settings",
+        {"org_code": "SZ01", "kinds": ["10xdp", "08xdp"], "validity_days": "30", "business_system_code": "POS"},
+    )
     assert status == 201 and hmac_setting["link_mode"] == "hmac"
-    status, md5_setting = api(s, "POST", "/admin/api/qr-settings", {
-        "org_code": "SZ01", "kinds": ["10xdp"], "validity_days": "30", "link_mode": "kingdee_md5"})
+    status, md5_setting = api(
+        s,
+        "POST",
+        "/admin/api/qr-settings",
+        {"org_code": "SZ01", "kinds": ["10xdp"], "validity_days": "30", "link_mode": "kingdee_md5"},
+    )
     key, md5_key = hmac_setting["key"], md5_setting["key"]
 
     now = int(datetime.now(timezone.utc).timestamp())
@@ -112,8 +121,12 @@ def test_settings_sync_and_scans(gateway):
     assert fetch(f"{s.base_url}/?k=garbage")[0] == 400
 
     assert api(s, "PATCH", "/admin/api/systems/POS", {"callback_url": "ftp://nope"})[0] == 422
-    bad = urllib.request.Request(f"{s.base_url}/admin/api/qr-settings", method="POST", data=b"{not json",
-                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
+    bad = urllib.request.Request(
+        f"{s.base_url}/admin/api/qr-settings",
+        method="POST",
+        data=b"{not json",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"},
+    )
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(bad, timeout=10)
     assert refused.value.code == 400 and "JSON" in json.loads(refused.value.read())["errors"]["body"]
@@ -189,8 +202,14 @@ def test_merchant_issues_a_waiting_order(gateway, sessions, tmp_path):
     assert json.loads(record.value)["merchant_approved"] is True
 
 
-BILL = {"billNo": "SO-1", "includeTaxFlag": "1", "totalAmount": "88.50", "billDetail": [
-    {"goodsName": "*餐饮服务*餐费", "revenueCode": "3070401000000000000", "amount": "88.50", "taxRate": "0.06"}]}
+BILL = {
+    "billNo": "SO-1",
+    "includeTaxFlag": "1",
+    "totalAmount": "88.50",
+    "billDetail": [
+        {"goodsName": "*餐饮服务*餐费", "revenueCode": "3070401000000000000", "amount": "88.50", "taxRate": "0.06"}
+    ],
+}
 
 
 def post_form(url, fields):
@@ -216,10 +235,15 @@ def test_business_system_link_and_static_qr_fetch_the_order(gateway, http_stub):
 
     s = gateway
     api(s, "POST", "/admin/api/orgs", ORG)
-    _, system = api(s, "POST", "/admin/api/systems", {"code": "POS", "name": "收银",
-                                                       "query_url": http_stub.url + "/orders"})
-    _, setting = api(s, "POST", "/admin/api/qr-settings", {"org_code": "SZ01", "kinds": ["10xdp", "08xdp"],
-                                                           "validity_days": "30", "business_system_code": "POS"})
+    _, system = api(
+        s, "POST", "/admin/api/systems", {"code": "POS", "name": "收银", "query_url": http_stub.url + "/orders"}
+    )
+    _, setting = api(
+        s,
+        "POST",
+        "/admin/api/qr-settings",
+        {"org_code": "SZ01", "kinds": ["10xdp", "08xdp"], "validity_days": "30", "business_system_code": "POS"},
+    )
     static_link = api(s, "POST", "/admin/api/static/SZ01")[1]["link"]
     api(s, "POST", "/admin/api/sync")
     now = int(datetime.now(timezone.utc).timestamp())

@@ -32,17 +32,32 @@ def _issued(sessions, bill_no):
 def test_timeline_of_an_issued_mailed_and_reversed_order(sessions):
     inv = _issued(sessions, "FOLLOW-1")
     with sessions() as s:
-        s.add(DeliveryRow(request_id="d1", invoice_number=inv.number, channel="email", target="buyer@example.cn",
-                          status="sent", reason="issued", attempts=1,
-                          updated_at=datetime.now(timezone.utc) + timedelta(seconds=1)))
+        s.add(
+            DeliveryRow(
+                request_id="d1",
+                invoice_number=inv.number,
+                channel="email",
+                target="buyer@example.cn",
+                status="sent",
+                reason="issued",
+                attempts=1,
+                updated_at=datetime.now(timezone.utc) + timedelta(seconds=1),
+            )
+        )
         s.commit()
     res = request_reversal(sessions, ReversalAsk(SELLER, inv.number, "销货退回", "r1", confirmed=True))
     issue_red(sessions, SandboxIssuer(sessions), res.outcomes[-1].event)
 
     [d] = find_orders(sessions, "FOLLOW-1", minter=MINTER)
     steps = [s.what for s in d.timeline]
-    for a, b in [("accepted", "scanned"), ("scanned", "submitted"), ("submitted", "issued"), ("issued", "mailed"),
-                 ("issued", "reversal"), ("reversal", "red_issued")]:
+    for a, b in [
+        ("accepted", "scanned"),
+        ("scanned", "submitted"),
+        ("submitted", "issued"),
+        ("issued", "mailed"),
+        ("issued", "reversal"),
+        ("reversal", "red_issued"),
+    ]:
         assert steps.index(a) < steps.index(b), steps
     assert d.link.startswith("http://h/q/") and d.summary.status == "reversed"
     assert [i["color"] for i in d.invoices] == ["blue", "red"] and d.invoices[1]["red_of"] == inv.number
@@ -119,10 +134,13 @@ def test_cli_reverse_refusals_name_the_rule(sessions, db_url, monkeypatch, tmp_p
     ):
         out = runner.invoke(main, ["reverse", "request", inv.number, "--seller", SELLER, *args])
         assert out.exit_code == 1 and code in out.output, out.output
-    out = runner.invoke(main, ["reverse", "request", inv.number, "--seller", "91440300358768292H", "--reason", "销货退回"])
+    out = runner.invoke(
+        main, ["reverse", "request", inv.number, "--seller", "91440300358768292H", "--reason", "销货退回"]
+    )
     assert out.exit_code == 1 and "RED_FOREIGN_SELLER" in out.output
-    out = runner.invoke(main, ["reverse", "request", inv.number, "--seller", SELLER, "--reason", "销货退回",
-                               "--line", "2=amount"])
+    out = runner.invoke(
+        main, ["reverse", "request", inv.number, "--seller", SELLER, "--reason", "销货退回", "--line", "2=amount"]
+    )
     assert out.exit_code == 2 and "行号:amount=金额" in out.output
 
 
@@ -132,10 +150,10 @@ def test_document_step_is_when_the_files_were_written(sessions, tmp_path):
     from schemas.events import InvoiceIssued
 
     inv = _issued(sessions, "FOLLOW-DOC")
-    [[rendered, *_]] = render_issued(sessions, DocumentStore(tmp_path),
-                                     [InvoiceIssued(event_id="e", order_key=f"{SELLER}:FOLLOW-DOC", invoice=inv)])
-    written = datetime.fromtimestamp(tmp_path.joinpath(rendered.event.documents["pdf"]).stat().st_mtime,
-                                     timezone.utc)
+    [[rendered, *_]] = render_issued(
+        sessions, DocumentStore(tmp_path), [InvoiceIssued(event_id="e", order_key=f"{SELLER}:FOLLOW-DOC", invoice=inv)]
+    )
+    written = datetime.fromtimestamp(tmp_path.joinpath(rendered.event.documents["pdf"]).stat().st_mtime, timezone.utc)
     [d] = find_orders(sessions, "FOLLOW-DOC", minter=MINTER)
     document = next(s for s in d.timeline if s.what == "document")
     assert document.at == written and document.at > inv.issued_at

@@ -67,18 +67,26 @@ def test_find_follow_reverse_and_report(admin_gateway, sessions):
     assert call(f"{base}/admin/api/orders/{SELLER}/NOPE")[0] == 404
 
     # Refused: the rule is named, nothing is written.
-    for body, code in (({"reason": "退货"}, "RED_REASON"),
-                       ({"reason": "销货退回", "lines": [{"line_no": 9, "amount": "1"}]}, "RED_UNKNOWN_LINE"),
-                       ({"reason": "销货退回", "seller_tax_id": "91440300358768292H"}, "RED_FOREIGN_SELLER"),
-                       ({"reason": "销货退回", "lines": [{"line_no": 2, "amount": "100.01"}]}, "RED_ABOVE_REMAINING")):
-        status, text, _ = call(f"{base}/admin/api/reversals",
-                               {"seller_tax_id": SELLER, "invoice_number": inv.number, **body})
+    for body, code in (
+        ({"reason": "退货"}, "RED_REASON"),
+        ({"reason": "销货退回", "lines": [{"line_no": 9, "amount": "1"}]}, "RED_UNKNOWN_LINE"),
+        ({"reason": "销货退回", "seller_tax_id": "91440300358768292H"}, "RED_FOREIGN_SELLER"),
+        ({"reason": "销货退回", "lines": [{"line_no": 2, "amount": "100.01"}]}, "RED_ABOVE_REMAINING"),
+    ):
+        status, text, _ = call(
+            f"{base}/admin/api/reversals", {"seller_tax_id": SELLER, "invoice_number": inv.number, **body}
+        )
         assert status == 422 and json.loads(text)["error"] == code and json.loads(text)["message"], text
     with sessions() as db:
         assert db.scalar(select(func.count()).select_from(RedConfirmationRow)) == 0
 
-    ask = {"seller_tax_id": SELLER, "invoice_number": inv.number, "reason": "销售折让", "request_id": "api-1",
-           "lines": [{"line_no": 1, "amount": "113.00"}]}
+    ask = {
+        "seller_tax_id": SELLER,
+        "invoice_number": inv.number,
+        "reason": "销售折让",
+        "request_id": "api-1",
+        "lines": [{"line_no": 1, "amount": "113.00"}],
+    }
     status, text, _ = call(f"{base}/admin/api/reversals", ask)
     made = json.loads(text)
     assert status == 201 and made["status"] == "pending" and made["total_with_tax"] == "113.00"
@@ -88,9 +96,16 @@ def test_find_follow_reverse_and_report(admin_gateway, sessions):
     assert status == 200 and json.loads(text)["events"] == ["reversals.confirmed"]
 
     # The page's form: the whole of what is left, already confirmed by the buyer.
-    status, _, headers = call(f"{base}/admin/orders/{SELLER}/ADM-1/reverse",
-                              form={"invoice_number": inv.number, "reason": "销货退回", "request_id": "form-1",
-                                    "mode": "whole", "confirmed": "1"})
+    status, _, headers = call(
+        f"{base}/admin/orders/{SELLER}/ADM-1/reverse",
+        form={
+            "invoice_number": inv.number,
+            "reason": "销货退回",
+            "request_id": "form-1",
+            "mode": "whole",
+            "confirmed": "1",
+        },
+    )
     assert status == 303 and "/admin/orders/" in headers["Location"]
     status, page, _ = call(base + headers["Location"])
     assert status == 200 and 'id="done-msg"' in page and "已确认" in page
@@ -127,18 +142,31 @@ def test_reissue_from_the_api_and_the_page(admin_gateway, sessions):
     s = admin_gateway()
     inv = _issued(sessions, "ADM-RE")
     base = s.base_url
-    fixed = {"buyer_type": "enterprise", "title": "某某科技有限公司深圳分公司", "tax_id": "91440300687582704U",
-             "email": "finance@example.cn"}
+    fixed = {
+        "buyer_type": "enterprise",
+        "title": "某某科技有限公司深圳分公司",
+        "tax_id": "91440300687582704U",
+        "email": "finance@example.cn",
+    }
     status, text, _ = call(f"{base}/admin/api/orders/{SELLER}/ADM-RE/reissue", fixed)
     assert status == 422 and json.loads(text)["error"] == "REISSUE_NOT_REVERSED"
-    status, text, _ = call(f"{base}/admin/api/reversals", {"seller_tax_id": SELLER, "invoice_number": inv.number,
-                                                          "reason": "开票有误", "confirmed": True})
+    status, text, _ = call(
+        f"{base}/admin/api/reversals",
+        {"seller_tax_id": SELLER, "invoice_number": inv.number, "reason": "开票有误", "confirmed": True},
+    )
     made = json.loads(text)
-    issue_red(sessions, SandboxIssuer(sessions), ReversalConfirmed(
-        event_id="c", order_key=made["order_key"], confirmation_id=made["confirmation_id"], blue_number=inv.number))
+    issue_red(
+        sessions,
+        SandboxIssuer(sessions),
+        ReversalConfirmed(
+            event_id="c", order_key=made["order_key"], confirmation_id=made["confirmation_id"], blue_number=inv.number
+        ),
+    )
     status, page, _ = call(f"{base}/admin/orders/{SELLER}/ADM-RE")
     assert status == 200 and 'id="reissue-form"' in page and "已红冲" in page
-    status, text, _ = call(f"{base}/admin/api/orders/{SELLER}/ADM-RE/reissue", {**fixed, "tax_id": "91500107MAC3BEU123"})
+    status, text, _ = call(
+        f"{base}/admin/api/orders/{SELLER}/ADM-RE/reissue", {**fixed, "tax_id": "91500107MAC3BEU123"}
+    )
     assert status == 422 and "tax_id" in json.loads(text)["errors"]
     status, text, _ = call(f"{base}/admin/api/orders/{SELLER}/ADM-RE/reissue", fixed)
     assert status == 202

@@ -19,8 +19,9 @@ from tests.support.services import _accepted_and_submission
 
 def _issued(sessions, bill_no="RENDER-1", phone=""):
     link, ev = _accepted_and_submission(sessions, bill_no=bill_no, phone=phone)
-    [issued] = [o.event for o in handle_submission(sessions, SandboxIssuer(sessions), ev)
-                if o.stage == "invoices.issued"]
+    [issued] = [
+        o.event for o in handle_submission(sessions, SandboxIssuer(sessions), ev) if o.stage == "invoices.issued"
+    ]
     return link, issued
 
 

@@ -33,13 +33,18 @@ def _issue(sessions, bill_no):
 
 def _month_data(sessions):
     a, b = _issue(sessions, "REP-1"), _issue(sessions, "REP-2")
-    res = request_reversal(sessions, ReversalAsk(SELLER, a.number, "销售折让", "rep-r1",
-                                                 lines=[LineRequest(1, amount=D("113.00"))], confirmed=True))
+    res = request_reversal(
+        sessions,
+        ReversalAsk(SELLER, a.number, "销售折让", "rep-r1", lines=[LineRequest(1, amount=D("113.00"))], confirmed=True),
+    )
     issue_red(sessions, SandboxIssuer(sessions), res.outcomes[-1].event)
     _issue(sessions, "REP-OLD")
     with sessions() as s:  # one invoice of another month stays out
-        s.execute(update(InvoiceRow).where(InvoiceRow.invoice["bill_no"].as_string() == "REP-OLD")
-                  .values(issued_at=datetime(2020, 1, 5, tzinfo=timezone.utc)))
+        s.execute(
+            update(InvoiceRow)
+            .where(InvoiceRow.invoice["bill_no"].as_string() == "REP-OLD")
+            .values(issued_at=datetime(2020, 1, 5, tzinfo=timezone.utc))
+        )
         s.execute(update(OrgRow).values(monthly_limit=D("10000.00")))
         s.commit()
     return a, b
@@ -52,7 +57,12 @@ def test_month_report_sums_blue_red_tax_and_quota(sessions):
     [row] = r.rows
     assert (row.seller_tax_id, row.kind) == (SELLER, "10xdp")
     assert (row.blue.count, row.blue.with_tax, row.blue.tax) == (2, D("2460.00"), D("271.32"))
-    assert (row.red.count, row.red.with_tax, row.red.amount, row.red.tax) == (1, D("-113.00"), D("-100.00"), D("-13.00"))
+    assert (row.red.count, row.red.with_tax, row.red.amount, row.red.tax) == (
+        1,
+        D("-113.00"),
+        D("-100.00"),
+        D("-13.00"),
+    )
     assert row.net_with_tax == D("2347.00")
     assert row.tax_by_rate == {"0.13": D("247.00"), "0.06": D("11.32")}
     [q] = r.quotas
@@ -60,7 +70,9 @@ def test_month_report_sums_blue_red_tax_and_quota(sessions):
     doc = as_json(r)
     assert doc["rows"][0]["red"] == {"count": 1, "amount": "-100.00", "tax": "-13.00", "with_tax": "-113.00"}
     rows = list(csv.DictReader(io.StringIO(as_csv(r))))
-    assert rows[0]["net_with_tax"] == "2347.00" and rows[0]["tax_13%"] == "247.00" and rows[0]["quota_left"] == "7653.00"
+    assert (
+        rows[0]["net_with_tax"] == "2347.00" and rows[0]["tax_13%"] == "247.00" and rows[0]["quota_left"] == "7653.00"
+    )
     assert month_report(sessions, "2020-01").rows[0].blue.count == 1
     assert month_report(sessions, month, seller="91440300358768292H").rows == []
 
@@ -73,8 +85,10 @@ def test_bad_month_names_the_rule(bad):
 
 
 def test_december_ends_at_new_year():
-    assert month_bounds("2026-12") == (datetime(2026, 12, 1, tzinfo=timezone.utc),
-                                       datetime(2027, 1, 1, tzinfo=timezone.utc))
+    assert month_bounds("2026-12") == (
+        datetime(2026, 12, 1, tzinfo=timezone.utc),
+        datetime(2027, 1, 1, tzinfo=timezone.utc),
+    )
 
 
 def test_cli_report(sessions, db_url, monkeypatch, tmp_path):

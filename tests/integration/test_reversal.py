@@ -85,8 +85,17 @@ def test_red_invoice_is_negative_and_names_the_blue():
 def test_red_invoice_pdf_like_the_blue():
     red = red_invoice(BLUE, plan(BLUE, "销货退回", None, []), "26440670700000000124", NOW, "conf-1", "销货退回")
     text = extracted(render_invoice_pdf(red))
-    for expected in ("电子发票（普通发票）", "26440670700000000124", "某某科技有限公司", "深圳市示例科技有限公司",
-                     "*文化办公用设备*打印机", "（负数）壹仟贰佰叁拾圆整", "-1230.00", BLUE.number, "销货退回"):
+    for expected in (
+        "电子发票（普通发票）",
+        "26440670700000000124",
+        "某某科技有限公司",
+        "深圳市示例科技有限公司",
+        "*文化办公用设备*打印机",
+        "（负数）壹仟贰佰叁拾圆整",
+        "-1230.00",
+        BLUE.number,
+        "销货退回",
+    ):
         assert expected in text, (expected, text)
 
 
@@ -96,14 +105,22 @@ def test_red_invoice_pdf_like_the_blue():
 def _blue(sessions, bill_no="RED-1", buyer_type="enterprise") -> Invoice:
     _, ev = _accepted_and_submission(sessions, bill_no=bill_no)
     if buyer_type != "enterprise":
-        ev = ev.model_copy(update={"buyer": ev.buyer.model_copy(update={"buyer_type": BuyerType(buyer_type), "tax_id": None})})
+        ev = ev.model_copy(
+            update={"buyer": ev.buyer.model_copy(update={"buyer_type": BuyerType(buyer_type), "tax_id": None})}
+        )
     [issued] = handle_submission(sessions, SandboxIssuer(sessions), ev)
     return issued.event.invoice
 
 
 def _ask(blue, request_id="r1", lines=None, reason="销货退回", seller=SELLER, confirmed=False):
-    return ReversalAsk(seller_tax_id=seller, invoice_number=blue.number, reason=reason, request_id=request_id,
-                       lines=lines, confirmed=confirmed)
+    return ReversalAsk(
+        seller_tax_id=seller,
+        invoice_number=blue.number,
+        reason=reason,
+        request_id=request_id,
+        lines=lines,
+        confirmed=confirmed,
+    )
 
 
 def _count(sessions, model=RedConfirmationRow) -> int:

@@ -43,8 +43,12 @@ def test_buyer_reissues_through_the_link(admin_gateway, sessions):
     status, page = http(link)
     assert status == 200 and "已红冲" in page and 'id="reissue-form"' in page
 
-    fixed = {"buyer_type": "enterprise", "title": "某某科技有限公司深圳分公司", "tax_id": "91500107MAC3BEU123",
-             "email": "finance@example.cn"}
+    fixed = {
+        "buyer_type": "enterprise",
+        "title": "某某科技有限公司深圳分公司",
+        "tax_id": "91500107MAC3BEU123",
+        "email": "finance@example.cn",
+    }
     status, page = http(link + "/reissue", fixed)
     assert status == 422 and 'id="err-tax_id"' in page
     status, _ = http(link + "/reissue", {**fixed, "tax_id": "91440300687582704U"})

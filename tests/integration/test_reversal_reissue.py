@@ -20,8 +20,12 @@ from fapiao.services.scan import scan_view
 from tests.support.services import _accepted_and_submission
 
 SELLER = "91440300MA5G9GK78Y"
-FIXED = {"buyer_type": "enterprise", "title": "某某科技有限公司深圳分公司", "tax_id": "91440300687582704U",
-         "email": "finance@example.cn"}
+FIXED = {
+    "buyer_type": "enterprise",
+    "title": "某某科技有限公司深圳分公司",
+    "tax_id": "91440300687582704U",
+    "email": "finance@example.cn",
+}
 
 
 def _issued(sessions, bill_no="RE-1"):
@@ -86,4 +90,6 @@ def test_reissue_title_errors_by_field(sessions):
     errors = reissue_event(sessions, SELLER, "RE-3", {**FIXED, "tax_id": "91500107MAC3BEU123"})
     assert isinstance(errors, dict) and "tax_id" in errors
     with sessions() as s:
-        assert s.scalar(select(OrderRow.generation)) == 1 and s.scalar(select(func.count()).select_from(InvoiceRow)) == 2
+        assert (
+            s.scalar(select(OrderRow.generation)) == 1 and s.scalar(select(func.count()).select_from(InvoiceRow)) == 2
+        )

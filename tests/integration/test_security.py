@@ -20,11 +20,14 @@ from tests.support.samples import ADMIN_TOKEN
 LONG = "x" * 40
 
 
-@pytest.mark.parametrize("overrides,variable", [
-    ({}, "FAPIAO_LINK_SECRET"),
-    ({"link_secret": "a-secret-of-twenty-chars"}, "FAPIAO_LINK_SECRET"),
-    ({"link_secret": LONG, "admin_token": "short-admin-token"}, "FAPIAO_ADMIN_TOKEN"),
-])
+@pytest.mark.parametrize(
+    "overrides,variable",
+    [
+        ({}, "FAPIAO_LINK_SECRET"),
+        ({"link_secret": "a-secret-of-twenty-chars"}, "FAPIAO_LINK_SECRET"),
+        ({"link_secret": LONG, "admin_token": "short-admin-token"}, "FAPIAO_ADMIN_TOKEN"),
+    ],
+)
 def test_production_refuses_default_or_short_secrets(overrides, variable):
     with pytest.raises(ConfigError) as refused:
         load_settings(_env_file=None, env="production", **overrides)
@@ -40,10 +43,20 @@ def test_development_keeps_its_defaults_and_production_starts_with_good_secrets(
 
 
 def test_gateway_refuses_to_start_in_production_with_the_default_secret(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "FAPIAO_ENV": "production", "FAPIAO_DATA_DIR": str(tmp_path),
-           "FAPIAO_KAFKA_BOOTSTRAP": "127.0.0.1:9"}
-    run = subprocess.run([sys.executable, "-m", "fapiao.cli", "gateway"], env=env, capture_output=True, text=True,
-                         timeout=60, cwd=tmp_path)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "FAPIAO_ENV": "production",
+        "FAPIAO_DATA_DIR": str(tmp_path),
+        "FAPIAO_KAFKA_BOOTSTRAP": "127.0.0.1:9",
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "fapiao.cli", "gateway"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert run.returncode != 0 and "FAPIAO_LINK_SECRET" in run.stdout + run.stderr
 
 
@@ -93,20 +106,27 @@ def test_admin_session_csrf_rate_limit_and_headers(admin_gateway):
     assert http.post("/admin/orgs", data={**org, "csrf_token": "0" * 32}).status_code == 403
     evil = http.post("/admin/orgs", data={**org, "csrf_token": csrf}, headers={"Origin": "https://evil.example"})
     assert evil.status_code == 403
-    assert http.post("/admin/orgs", data={**org, "csrf_token": csrf},
-                     headers={"Origin": s.base_url}).status_code == 303
-    assert http.post("/admin/api/systems", json={"code": "POS", "name": "x"},
-                     headers={"X-CSRF-Token": csrf}).status_code == 201  # JSON from the page: the header
+    assert http.post("/admin/orgs", data={**org, "csrf_token": csrf}, headers={"Origin": s.base_url}).status_code == 303
+    assert (
+        http.post("/admin/api/systems", json={"code": "POS", "name": "x"}, headers={"X-CSRF-Token": csrf}).status_code
+        == 201
+    )  # JSON from the page: the header
     assert http.post("/admin/api/systems", json={"code": "POS2", "name": "x"}).status_code == 403
 
     bearer = httpx.Client(base_url=s.base_url, timeout=15, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
     assert bearer.post("/admin/api/systems", json={"code": "POS3", "name": "x"}).status_code == 201  # scripts
-    raw = httpx.Client(base_url=s.base_url, timeout=15, follow_redirects=False,
-                       cookies={"fapiao_admin": ADMIN_TOKEN})
+    raw = httpx.Client(base_url=s.base_url, timeout=15, follow_redirects=False, cookies={"fapiao_admin": ADMIN_TOKEN})
     assert raw.get("/admin/orgs").status_code == 303  # the old cookie (the raw token) no longer opens the admin
 
-    for path in ("/healthz", "/no-such-page", "/q/garbage", "/admin/login", "/admin/orgs",
-                 "/q/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/qr.svg", "/s/x/qr.svg"):
+    for path in (
+        "/healthz",
+        "/no-such-page",
+        "/q/garbage",
+        "/admin/login",
+        "/admin/orgs",
+        "/q/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA/qr.svg",
+        "/s/x/qr.svg",
+    ):
         r = http.get(path)
         missing = [h for h in HEADERS if h not in r.headers]
         assert not missing, (path, r.status_code, missing)
@@ -128,8 +148,15 @@ def test_production_cookie_is_secure(broker, settings, tmp_path):
     from fapiao.adapters.kafka import ensure_topics
     from fapiao.testing import SystemProcess, wait_http
 
-    s = settings.model_copy(update={"kafka_bootstrap": broker.bootstrap, "http_port": free_port(), "env": "production",
-                                    "link_secret": SecretStr(LONG), "admin_token": SecretStr("y" * 40)})
+    s = settings.model_copy(
+        update={
+            "kafka_bootstrap": broker.bootstrap,
+            "http_port": free_port(),
+            "env": "production",
+            "link_secret": SecretStr(LONG),
+            "admin_token": SecretStr("y" * 40),
+        }
+    )
     ensure_topics(s)
     proc = SystemProcess(s, "gateway", log=tmp_path / "gateway.log")
     try:

@@ -15,15 +15,23 @@ from fapiao.domain.system_links import build_link
 from fapiao.gateway.settings_cache import SettingsCache
 from tests.support.samples import ADMIN_TOKEN
 
-GOOD = (b'{"type": "qr", "key": "k1", "enabled": true, "kinds": ["10xdp"], "validity_days": 3, '
-        b'"org": {"org_code": "SZ01", "seller_name": "x", "tax_id": "91440300MA5G9GK78Y"}}')
+GOOD = (
+    b'{"type": "qr", "key": "k1", "enabled": true, "kinds": ["10xdp"], "validity_days": 3, '
+    b'"org": {"org_code": "SZ01", "seller_name": "x", "tax_id": "91440300MA5G9GK78Y"}}'
+)
 
 
 def test_bad_records_are_skipped_and_counted():
     cache = SettingsCache(Settings(_env_file=None))
     assert cache.apply(b"qr:k1", GOOD)
-    for key, value in [(None, GOOD), (b"\xff\xfe", GOOD), (b"qr:k1", b"{not json"), (b"qr:k1", b'{"type": 5}'),
-                       (b"qr:k1", b"[]"), (None, None)]:
+    for key, value in [
+        (None, GOOD),
+        (b"\xff\xfe", GOOD),
+        (b"qr:k1", b"{not json"),
+        (b"qr:k1", b'{"type": 5}'),
+        (b"qr:k1", b"[]"),
+        (None, None),
+    ]:
         assert not cache.apply(key, value)
     assert cache.get("qr:k1") is not None and cache.get("qr:k1").enabled  # what it had is kept
     assert cache.apply(b"qr:k1", None) and cache.get("qr:k1") is None  # tombstones still work
@@ -36,13 +44,18 @@ def test_null_key_record_does_not_blind_the_gateway(admin_gateway, broker):
     from fapiao.adapters.kafka import producer
 
     s = admin_gateway()
-    http = httpx.Client(base_url=s.base_url, timeout=15, follow_redirects=False,
-                        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
-    http.post("/admin/api/orgs", json={"org_code": "SZ01", "seller_name": "深圳市示例科技有限公司",
-                                       "tax_id": "91440300MA5G9GK78Y"})
+    http = httpx.Client(
+        base_url=s.base_url, timeout=15, follow_redirects=False, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    )
+    http.post(
+        "/admin/api/orgs",
+        json={"org_code": "SZ01", "seller_name": "深圳市示例科技有限公司", "tax_id": "91440300MA5G9GK78Y"},
+    )
     system = http.post("/admin/api/systems", json={"code": "POS", "name": "收银"}).json()
-    key = http.post("/admin/api/qr-settings", json={"org_code": "SZ01", "kinds": ["10xdp"], "validity_days": "30",
-                                                    "business_system_code": "POS"}).json()["key"]
+    key = http.post(
+        "/admin/api/qr-settings",
+        json={"org_code": "SZ01", "kinds": ["10xdp"], "validity_days": "30", "business_system_code": "POS"},
+    ).json()["key"]
     http.post("/admin/api/sync")
     link = build_link("", key, "SO-1", "88.50", int(datetime.now(timezone.utc).timestamp()), system["secret"])
 

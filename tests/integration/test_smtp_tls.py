@@ -47,15 +47,29 @@ def message():
 
 
 def settings(port, security, ca_file, user="shop", password="s3cret"):
-    return Settings(_env_file=None, smtp_port=port, smtp_security=security, smtp_ca_file=ca_file,
-                    smtp_user=user, smtp_password=password, smtp_timeout=5)
+    return Settings(
+        _env_file=None,
+        smtp_port=port,
+        smtp_security=security,
+        smtp_ca_file=ca_file,
+        smtp_user=user,
+        smtp_password=password,
+        smtp_timeout=5,
+    )
 
 
 def test_starttls_with_login(tls):
     server_ctx, ca_file = tls
     handler = CountingSmtp()
-    c = Controller(handler, hostname="127.0.0.1", port=free_port(), tls_context=server_ctx, require_starttls=True,
-                   authenticator=authenticator, auth_required=True)
+    c = Controller(
+        handler,
+        hostname="127.0.0.1",
+        port=free_port(),
+        tls_context=server_ctx,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_required=True,
+    )
     c.start()
     try:
         SmtpMailer(settings(c.port, "starttls", ca_file)).send(message())
@@ -71,8 +85,15 @@ def test_implicit_tls(tls):
     server_ctx, ca_file = tls
     handler = CountingSmtp()
     # The connection is TLS from the first byte; aiosmtpd only counts STARTTLS as TLS for AUTH.
-    c = SslController(handler, hostname="127.0.0.1", port=free_port(), ssl_context=server_ctx,
-                      authenticator=authenticator, auth_required=True, auth_require_tls=False)
+    c = SslController(
+        handler,
+        hostname="127.0.0.1",
+        port=free_port(),
+        ssl_context=server_ctx,
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=False,
+    )
     c.ca_file = str(ca_file)
     c.start()
     try:

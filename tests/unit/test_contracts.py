@@ -38,8 +38,9 @@ def test_consumers_ignore_unknown_fields(stage):
 
 
 def test_event_round_trips_and_validates_against_its_schema():
-    ev = DeliveryRequested(event_id="e1", order_key="T:1", request_id="r1", invoice_number="1" * 20,
-                           channel="email", to="a@b.cn")
+    ev = DeliveryRequested(
+        event_id="e1", order_key="T:1", request_id="r1", invoice_number="1" * 20, channel="email", to="a@b.cn"
+    )
     doc = json.loads(ev.model_dump_json())
     jsonschema.validate(doc, DeliveryRequested.model_json_schema(mode="serialization"))
     doc["a_field_from_the_future"] = {"x": 1}

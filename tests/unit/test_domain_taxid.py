@@ -10,8 +10,10 @@ from schemas.events import Buyer, InvoiceKind
 
 
 def random_id_card(rng: random.Random) -> str:
-    first17 = f"{rng.choice(['110101', '440305', '310104', '510107'])}{rng.randint(1950, 2005)}" \
-              f"{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.randint(0, 999):03d}"
+    first17 = (
+        f"{rng.choice(['110101', '440305', '310104', '510107'])}{rng.randint(1950, 2005)}"
+        f"{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.randint(0, 999):03d}"
+    )
     return first17 + id_card_check_char(first17)
 
 
@@ -21,22 +23,33 @@ def uscc(first17: str) -> str:
 
 def test_person_with_a_resident_id_card_is_checked_not_refused():
     rng = random.Random(15)
-    refused = [n for n in (random_id_card(rng) for _ in range(500))
-               if isinstance(check_buyer({"buyer_type": "individual", "title": "张三", "tax_id": n,
-                                          "email": "a@b.cn"}, InvoiceKind.digital_normal), dict)]
+    refused = [
+        n
+        for n in (random_id_card(rng) for _ in range(500))
+        if isinstance(
+            check_buyer(
+                {"buyer_type": "individual", "title": "张三", "tax_id": n, "email": "a@b.cn"},
+                InvoiceKind.digital_normal,
+            ),
+            dict,
+        )
+    ]
     assert refused == []
 
 
 def test_person_with_a_bad_id_card_check_digit_is_told_so():
     bad = "11010519491231002" + ("1" if id_card_check_char("11010519491231002") != "1" else "2")
-    errors = check_buyer({"buyer_type": "individual", "title": "张三", "tax_id": bad, "email": "a@b.cn"},
-                         InvoiceKind.digital_normal)
+    errors = check_buyer(
+        {"buyer_type": "individual", "title": "张三", "tax_id": bad, "email": "a@b.cn"}, InvoiceKind.digital_normal
+    )
     assert "身份证" in errors["tax_id"]
 
 
 def test_enterprise_cannot_give_an_id_card():
-    errors = check_buyer({"buyer_type": "enterprise", "title": "某公司", "tax_id": "11010519491231002X",
-                          "email": "a@b.cn"}, InvoiceKind.digital_normal)
+    errors = check_buyer(
+        {"buyer_type": "enterprise", "title": "某公司", "tax_id": "11010519491231002X", "email": "a@b.cn"},
+        InvoiceKind.digital_normal,
+    )
     assert "tax_id" in errors
 
 
@@ -57,5 +70,10 @@ def test_buyer_id_problem_shapes():
     assert buyer_id_problem("11010519491231002X", person=True) is None
     assert buyer_id_problem("91440300358768292H", person=True) is None  # an individual business's USCC
     assert buyer_id_problem("11010519491231002X", person=False)
-    assert isinstance(check_buyer({"buyer_type": "individual", "title": "李四", "tax_id": "11010519491231002x",
-                                   "email": "a@b.cn"}, InvoiceKind.digital_normal), Buyer)
+    assert isinstance(
+        check_buyer(
+            {"buyer_type": "individual", "title": "李四", "tax_id": "11010519491231002x", "email": "a@b.cn"},
+            InvoiceKind.digital_normal,
+        ),
+        Buyer,
+    )

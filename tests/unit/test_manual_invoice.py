@@ -21,8 +21,9 @@ QR = re.compile(r"^01,(31|32),,(\d{20}),(\d+\.\d{2}),(\d{8}),,([0-9A-F]{4})$")
 
 def invoice(kind: InvoiceKind = InvoiceKind.digital_normal):
     order = check_bill(Bill.model_validate(bill()), CTX).model_copy(update={"invoice_kind": kind})
-    buyer = Buyer(buyer_type=BuyerType.enterprise, title="某某科技有限公司", tax_id="91440300358768292H",
-                  email="a@b.cn")
+    buyer = Buyer(
+        buyer_type=BuyerType.enterprise, title="某某科技有限公司", tax_id="91440300358768292H", email="a@b.cn"
+    )
     return build_invoice(order, buyer, "26440670700000000123", datetime(2026, 11, 22, 9, 30, tzinfo=timezone.utc))
 
 

@@ -72,8 +72,11 @@ CASES = [
     ("preferential flag bad", {"line0__preferentialPolicyFlag": "2"}, "00561"),
     ("preferential flag 0", {"line0__preferentialPolicyFlag": "0"}, None),
     ("preferential flag 1 without special management", {"line0__preferentialPolicyFlag": "1"}, "00562"),
-    ("preferential flag 1 with special management",
-     {"line0__preferentialPolicyFlag": "1", "line0__vatSpecialManagement": "免税"}, None),
+    (
+        "preferential flag 1 with special management",
+        {"line0__preferentialPolicyFlag": "1", "line0__vatSpecialManagement": "免税"},
+        None,
+    ),
     ("invoice amount equals total", {"invoiceAmount": "1230.00"}, None),
     ("invoice amount differs from total", {"invoiceAmount": "1200.00"}, "00568"),
     ("buyer tax id bad check digit", {"buyerTaxpayerId": "91500107MAC3BEU123"}, "00622"),
@@ -103,8 +106,13 @@ def test_valid_sample_normalises():
 
 
 def zero_rate_bill(flag):
-    line = {"lineProperty": "2", "goodsName": "*图书*教材", "revenueCode": "1060101000000000000", "amount": "50",
-            "taxRate": "0"}
+    line = {
+        "lineProperty": "2",
+        "goodsName": "*图书*教材",
+        "revenueCode": "1060101000000000000",
+        "amount": "50",
+        "taxRate": "0",
+    }
     if flag is not None:
         line["zeroRateFlag"] = flag
     return bill(totalAmount="1280.00", billDetail=[*bill()["billDetail"], line])
@@ -123,8 +131,13 @@ def test_zero_rate_flag_on_taxed_line():
 def discount_doc(discount: dict, position: int = 1) -> dict:
     b = bill()
     lines = b["billDetail"]
-    d = {"lineProperty": "1", "goodsName": lines[0]["goodsName"], "revenueCode": lines[0]["revenueCode"],
-         "taxRate": "0.13", **discount}
+    d = {
+        "lineProperty": "1",
+        "goodsName": lines[0]["goodsName"],
+        "revenueCode": lines[0]["revenueCode"],
+        "taxRate": "0.13",
+        **discount,
+    }
     lines.insert(position, d)
     amt = sum(Decimal(str(l["amount"])) for l in lines)
     b["totalAmount"] = str(amt)
@@ -139,11 +152,13 @@ def test_discount_line_valid():
 
 @pytest.mark.parametrize(
     "discount,position,code",
-    [({"amount": "-113.00", "quantity": "1", "price": "-113"}, 1, "00611"),
-     ({"amount": "113.00"}, 1, "00611"),
-     ({"amount": "-113.00"}, 0, "00610"),
-     ({"amount": "-2000.00"}, 1, "00567"),
-     ({"amount": "-106.00", "taxRate": "0.06"}, 1, "00619")],
+    [
+        ({"amount": "-113.00", "quantity": "1", "price": "-113"}, 1, "00611"),
+        ({"amount": "113.00"}, 1, "00611"),
+        ({"amount": "-113.00"}, 0, "00610"),
+        ({"amount": "-2000.00"}, 1, "00567"),
+        ({"amount": "-106.00", "taxRate": "0.06"}, 1, "00619"),
+    ],
 )
 def test_discount_line_rules(discount, position, code):
     assert code in codes(discount_doc(discount, position))
@@ -155,18 +170,28 @@ def test_discount_marks_discounted_line():
 
 
 def test_cumulative_tax_difference():
-    lines = [{"goodsName": "*餐饮服务*餐费", "revenueCode": "3070401000000000000", "amount": "10.00",
-              "taxRate": "0.06", "taxAmount": "0.65"} for _ in range(30)]  # each off by 0.05: within 0.06
+    lines = [
+        {
+            "goodsName": "*餐饮服务*餐费",
+            "revenueCode": "3070401000000000000",
+            "amount": "10.00",
+            "taxRate": "0.06",
+            "taxAmount": "0.65",
+        }
+        for _ in range(30)
+    ]  # each off by 0.05: within 0.06
     doc = bill(includeTaxFlag="0", totalAmount="300.00", billDetail=lines)
     assert "00609" in codes(doc)  # 30 × 0.05 = 1.50 > 1.27
     assert "00609" not in codes(bill(includeTaxFlag="0", totalAmount="200.00", billDetail=lines[:20]))
 
 
 def test_stricter_line_tolerance():
-    strict = PushContext(system=CTX.system, setting=SETTING, known_org_tax_ids=CTX.known_org_tax_ids,
-                         line_tax_tolerance=Decimal("0.01"))
-    exclusive = dict(includeTaxFlag="0", totalAmount="1100.00", line0__amount="1000.00", line0__price="1000",
-                     line1__taxAmount="6.00")
+    strict = PushContext(
+        system=CTX.system, setting=SETTING, known_org_tax_ids=CTX.known_org_tax_ids, line_tax_tolerance=Decimal("0.01")
+    )
+    exclusive = dict(
+        includeTaxFlag="0", totalAmount="1100.00", line0__amount="1000.00", line0__price="1000", line1__taxAmount="6.00"
+    )
     assert codes(bill(**exclusive, line0__taxAmount="130.00"), strict) == set()
     assert "00608" in codes(bill(**exclusive, line0__taxAmount="130.02"), strict)
     assert codes(bill(**exclusive, line0__taxAmount="130.01"), strict) == set()
@@ -181,8 +206,9 @@ def test_business_system_unknown_and_disabled():
 
 
 def test_all_violations_reported_at_once():
-    result = check_bill(Bill.model_validate(bill(billNo="", invoiceType="", line0__revenueCode="1", totalAmount="x")),
-                        CTX)
+    result = check_bill(
+        Bill.model_validate(bill(billNo="", invoiceType="", line0__revenueCode="1", totalAmount="x")), CTX
+    )
     assert {"00552", "00554", "00560", "00613"} <= {v.code for v in result}
     assert all(v.message and v.field for v in result)
 
@@ -206,10 +232,19 @@ def test_parse_push_shapes():
 
 def discounted_order(**changes) -> dict:
     """1130 printer with a 30.00 discount line, 100 service: 销售单金额 1230, 折扣 30, 开票金额 1200."""
-    doc = discount_doc({"lineProperty": "1", "goodsName": "*文化办公用设备*打印机", "revenueCode": "1090627010000000000",
-                        "amount": "-30.00", "taxRate": "0.13", "taxAmount": "-3.45"})
-    doc.update({"totalAmount": "1230.00", "totalDiscountAmount": "30.00", "discountType": "1",
-                "invoiceAmount": "1200.00"})
+    doc = discount_doc(
+        {
+            "lineProperty": "1",
+            "goodsName": "*文化办公用设备*打印机",
+            "revenueCode": "1090627010000000000",
+            "amount": "-30.00",
+            "taxRate": "0.13",
+            "taxAmount": "-3.45",
+        }
+    )
+    doc.update(
+        {"totalAmount": "1230.00", "totalDiscountAmount": "30.00", "discountType": "1", "invoiceAmount": "1200.00"}
+    )
     doc.update(changes)
     return doc
 
@@ -225,4 +260,5 @@ def test_order_discount_rules_00580_00568_00550():
 
 def test_push_answer_codes_are_kingdees():
     from fapiao.domain.order_rules import NOT_SAVED, SAVED
+
     assert SAVED == ("0000", "保存数据成功") and NOT_SAVED == ("0001", "保存数据失败")

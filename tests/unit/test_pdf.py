@@ -44,7 +44,7 @@ def _tables(font: bytes) -> dict[bytes, bytes]:
     out = {}
     for i in range(count):
         tag, _, offset, length = struct.unpack_from(">4sIII", font, 12 + 16 * i)
-        out[tag] = font[offset:offset + length]
+        out[tag] = font[offset : offset + length]
     return out
 
 
@@ -83,7 +83,7 @@ def drawn_glyphs(pdf: bytes) -> dict[str, tuple[int, ...]]:
                     gids = struct.unpack_from(f">{n}H", cmap, offset + 10)
                     code_to_gid.update({first + k: g for k, g in enumerate(gids)})
                 elif fmt == 0:
-                    code_to_gid.update(enumerate(cmap[offset + 6:offset + 262]))
+                    code_to_gid.update(enumerate(cmap[offset + 6 : offset + 262]))
             to_unicode = font["/ToUnicode"].get_object().get_data().decode()
             for line in to_unicode.splitlines():
                 parts = line.strip().split()
@@ -96,8 +96,17 @@ def drawn_glyphs(pdf: bytes) -> dict[str, tuple[int, ...]]:
 
 def test_pdf_text_is_extractable():
     text = extracted(render_invoice_pdf(invoice()))
-    for expected in ("电子发票（普通发票）", "26440670700000000123", "某某科技有限公司", "深圳市示例科技有限公司",
-                     "*文化办公用设备*打印机", "壹仟贰佰叁拾圆整", "¥1230.00", "2026年11月22日", "91440300358768292H"):
+    for expected in (
+        "电子发票（普通发票）",
+        "26440670700000000123",
+        "某某科技有限公司",
+        "深圳市示例科技有限公司",
+        "*文化办公用设备*打印机",
+        "壹仟贰佰叁拾圆整",
+        "¥1230.00",
+        "2026年11月22日",
+        "91440300358768292H",
+    ):
         assert expected in text, (expected, text)
 
 
@@ -148,9 +157,11 @@ def test_qr_with_its_fixed_mask_decodes_for_many_invoices():
     number, amount and date, at the size the PDF prints it."""
     rng = random.Random(11)
     for i in range(40):
-        inv = invoice(number=f"{rng.randrange(10**19, 10**20)}",
-                      total_amount=Decimal(rng.randrange(1, 10**9)) / 100,
-                      issued_at=datetime(2026, rng.randrange(1, 13), rng.randrange(1, 29), tzinfo=timezone.utc))
+        inv = invoice(
+            number=f"{rng.randrange(10**19, 10**20)}",
+            total_amount=Decimal(rng.randrange(1, 10**9)) / 100,
+            issued_at=datetime(2026, rng.randrange(1, 13), rng.randrange(1, 29), tzinfo=timezone.utc),
+        )
         image = pdfium.PdfDocument(render_invoice_pdf(inv))[0].render(scale=2).to_pil()
         assert [b.text for b in zxingcpp.read_barcodes(image)] == [qr_text(inv)], qr_text(inv)
 
@@ -164,8 +175,12 @@ def _box(page, text: str) -> tuple[float, float, float, float]:
     boxes = [tp.get_charbox(i) for i in range(index, index + count)]
     height = page.get_height()
     pt = 72 / 25.4
-    return (min(b[0] for b in boxes) / pt, (height - max(b[3] for b in boxes)) / pt,
-            max(b[2] for b in boxes) / pt, (height - min(b[1] for b in boxes)) / pt)
+    return (
+        min(b[0] for b in boxes) / pt,
+        (height - max(b[3] for b in boxes)) / pt,
+        max(b[2] for b in boxes) / pt,
+        (height - min(b[1] for b in boxes)) / pt,
+    )
 
 
 def test_layout_of_a_digital_invoice():
@@ -185,8 +200,10 @@ def test_layout_of_a_digital_invoice():
 
 def test_many_lines_flow_onto_a_second_page():
     inv = invoice()
-    lines = [inv.lines[0].model_copy(update={"line_no": i + 1, "goods_name": f"*文化办公用设备*第{i + 1}号"})
-             for i in range(20)]
+    lines = [
+        inv.lines[0].model_copy(update={"line_no": i + 1, "goods_name": f"*文化办公用设备*第{i + 1}号"})
+        for i in range(20)
+    ]
     pdf = render_invoice_pdf(inv.model_copy(update={"lines": lines}))
     assert len(pdfium.PdfDocument(pdf)) == 2
     text = extracted(pdf)
@@ -203,8 +220,10 @@ def test_no_cache_under_a_missing_home(tmp_path):
     home, cache = tmp_path / "no-such-home", tmp_path / "xdg-cache"
     env = {k: v for k, v in os.environ.items() if not k.startswith("XDG_")}
     env.update(HOME=str(home), XDG_CACHE_HOME=str(cache), PYTHONPATH=str(ROOT))
-    code = ("from tests.support.pdf import invoice, RARE; from fapiao.adapters.pdf import render_invoice_pdf; "
-            "import sys; sys.stdout.buffer.write(render_invoice_pdf(invoice(title='王' + RARE))[:5])")
+    code = (
+        "from tests.support.pdf import invoice, RARE; from fapiao.adapters.pdf import render_invoice_pdf; "
+        "import sys; sys.stdout.buffer.write(render_invoice_pdf(invoice(title='王' + RARE))[:5])"
+    )
     done = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, timeout=120)
     assert done.returncode == 0, done.stderr.decode()
     assert done.stdout == b"%PDF-"

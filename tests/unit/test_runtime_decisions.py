@@ -59,13 +59,18 @@ class FakeApp:
 
 
 def message(offset: int, value: bytes = b"{}") -> SimpleNamespace:
-    return SimpleNamespace(topic="t.orders.pushed", partition=0, offset=offset, timestamp=1.0,
-                           key=f"S:{offset}".encode(), value=value)
+    return SimpleNamespace(
+        topic="t.orders.pushed", partition=0, offset=offset, timestamp=1.0, key=f"S:{offset}".encode(), value=value
+    )
 
 
 def rejected(offset: int, remark_size: int) -> Outcome:
-    return Outcome("orders.rejected", OrderRejected(event_id=str(offset), order_key=f"S:{offset}", violations=[],
-                                                    original={"remark": "x" * remark_size}))
+    return Outcome(
+        "orders.rejected",
+        OrderRejected(
+            event_id=str(offset), order_key=f"S:{offset}", violations=[], original={"remark": "x" * remark_size}
+        ),
+    )
 
 
 def runtime(app: FakeApp) -> Runtime:
@@ -78,8 +83,11 @@ def test_only_the_unpublishable_record_is_dead_lettered_with_its_error():
     pairs = [(message(1), [rejected(1, 10)]), (message(2), [rejected(2, 50_000)]), (message(3), [rejected(3, 10)])]
     published = asyncio.run(rt.emit(pairs))
     assert published == 2
-    assert [(t, k) for t, k, _, _ in app.sent] == [("t.orders.rejected", b"S:1"), ("t.orders.rejected", b"S:3"),
-                                                  ("t.orders.pushed.dlq", b"S:2")]
+    assert [(t, k) for t, k, _, _ in app.sent] == [
+        ("t.orders.rejected", b"S:1"),
+        ("t.orders.rejected", b"S:3"),
+        ("t.orders.pushed.dlq", b"S:2"),
+    ]
     headers = {k: v.decode() for k, v in app.sent[-1][3]}
     assert headers["fapiao-error-kind"] == "unpublishable"
     assert headers["kafka_dlt-original-offset"] == "2" and "MessageSizeTooLarge" in headers["kafka_dlt-exception-fqcn"]
@@ -98,6 +106,11 @@ def _dead_letter_that_fails() -> None:
 
 
 def test_a_dead_letter_that_cannot_be_written_stops_the_process():
-    run = subprocess.run([sys.executable, "-c", "import tests.unit.test_runtime_decisions as t; t._dead_letter_that_fails()"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-c", "import tests.unit.test_runtime_decisions as t; t._dead_letter_that_fails()"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 70 and "cannot write the dead letter" in run.stderr, run.stderr[-2000:]

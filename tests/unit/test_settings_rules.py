@@ -43,8 +43,13 @@ def test_link_expiry_and_malformed():
     old = int((datetime.now(timezone.utc) - timedelta(days=31)).timestamp())
     with pytest.raises(LinkExpired):
         verify(parse_link(f"K,SO,1.00,{old},{kingdee_md5('K')},$"), "1.00", str(old), "kingdee_md5", "", 30)
-    for bad in ("K,SO,1.00,123,abc", "K,SO,-1,1700000000,x,$", "K,SO,1.001,1700000000,x,$", "K,,1,1700000000,x,$",
-                "K,SO,1.00,17000000000000000,x,$"):
+    for bad in (
+        "K,SO,1.00,123,abc",
+        "K,SO,-1,1700000000,x,$",
+        "K,SO,1.001,1700000000,x,$",
+        "K,,1,1700000000,x,$",
+        "K,SO,1.00,17000000000000000,x,$",
+    ):
         with pytest.raises(LinkInvalid):
             parse_link(bad)
 
@@ -52,31 +57,63 @@ def test_link_expiry_and_malformed():
 ORG = {"org_code": "SZ01", "seller_name": "深圳市示例科技有限公司", "tax_id": "91440300MA5G9GK78Y"}
 
 
-@pytest.mark.parametrize("change,field", [({}, None), ({"org_code": "有空格 x"}, "org_code"), ({"seller_name": ""}, "seller_name"),
-                                          ({"tax_id": "91500107MAC3BEU123"}, "tax_id"), ({"monthly_limit": "-1"}, "monthly_limit"),
-                                          ({"monthly_limit": "100000.005"}, "monthly_limit"), ({"drawer": "张" * 21}, "drawer")])
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        ({}, None),
+        ({"org_code": "有空格 x"}, "org_code"),
+        ({"seller_name": ""}, "seller_name"),
+        ({"tax_id": "91500107MAC3BEU123"}, "tax_id"),
+        ({"monthly_limit": "-1"}, "monthly_limit"),
+        ({"monthly_limit": "100000.005"}, "monthly_limit"),
+        ({"drawer": "张" * 21}, "drawer"),
+    ],
+)
 def test_org_rules(change, field):
     values, errors = check_org({**ORG, **change})
     assert (field in errors) if field else (errors == {} and values["tax_id"] == "91440300MA5G9GK78Y")
 
 
-@pytest.mark.parametrize("change,field", [({}, None), ({"code": ""}, "code"), ({"callback_url": "ftp://x"}, "callback_url"),
-                                          ({"enabled": "maybe"}, "enabled")])
+@pytest.mark.parametrize(
+    "change,field",
+    [
+        ({}, None),
+        ({"code": ""}, "code"),
+        ({"callback_url": "ftp://x"}, "callback_url"),
+        ({"enabled": "maybe"}, "enabled"),
+    ],
+)
 def test_business_system_rules(change, field):
-    values, errors = check_business_system({"code": "POS", "name": "收银", "callback_url": "https://shop.example/cb",
-                                            **change})
+    values, errors = check_business_system(
+        {"code": "POS", "name": "收银", "callback_url": "https://shop.example/cb", **change}
+    )
     assert (field in errors) if field else (errors == {} and values["enabled"] is True)
 
 
-SETTING = {"org_code": "SZ01", "scan_type": "扫码开票", "kinds": ["10xdp"], "validity_days": "30", "default_issue": "否"}
+SETTING = {
+    "org_code": "SZ01",
+    "scan_type": "扫码开票",
+    "kinds": ["10xdp"],
+    "validity_days": "30",
+    "default_issue": "否",
+}
 
 
 @pytest.mark.parametrize(
     "change,field",
-    [({}, None), ({"org_code": "NOPE"}, "org_code"), ({"org_code": ""}, "org_code"), ({"scan_type": "扫一扫"}, "scan_type"),
-     ({"kinds": []}, "kinds"), ({"kinds": ["10xdp", "999"]}, "kinds"), ({"validity_days": "0"}, "validity_days"),
-     ({"validity_days": "1.5"}, "validity_days"), ({"default_issue": "maybe"}, "default_issue"),
-     ({"link_mode": "sha1"}, "link_mode"), ({"kinds": "10xdp,08xdp"}, None)],
+    [
+        ({}, None),
+        ({"org_code": "NOPE"}, "org_code"),
+        ({"org_code": ""}, "org_code"),
+        ({"scan_type": "扫一扫"}, "scan_type"),
+        ({"kinds": []}, "kinds"),
+        ({"kinds": ["10xdp", "999"]}, "kinds"),
+        ({"validity_days": "0"}, "validity_days"),
+        ({"validity_days": "1.5"}, "validity_days"),
+        ({"default_issue": "maybe"}, "default_issue"),
+        ({"link_mode": "sha1"}, "link_mode"),
+        ({"kinds": "10xdp,08xdp"}, None),
+    ],
 )
 def test_qr_setting_rules(change, field):
     values, errors = check_qr_setting({**SETTING, **change}, {"SZ01"})

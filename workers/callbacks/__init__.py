@@ -19,8 +19,11 @@ def register(app, settings, deps) -> list[Runtime]:
     runtimes = []
     for stage, model in MODELS.items():
         rt = Runtime(app, settings, stage)
-        rt.agent(f"callbacks-{stage}", model.model_validate_json,
-                 lambda ev: push_back(deps.sessions, post_json, ev, timeout=settings.callback_timeout))
+        rt.agent(
+            f"callbacks-{stage}",
+            model.model_validate_json,
+            lambda ev: push_back(deps.sessions, post_json, ev, timeout=settings.callback_timeout),
+        )
         runtimes.append(rt)
 
     @app.timer(interval=settings.callback_retry_interval)

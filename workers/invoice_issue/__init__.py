@@ -28,8 +28,10 @@ def register(app, settings, deps) -> Runtime:
             for o in outcomes:
                 if o.stage == "invoices.issued":
                     ISSUE_LATENCY.observe((now - ev.occurred_at).total_seconds())
-                    log.info("invoice issued", extra={"invoice_number": o.event.invoice.number,
-                                                      "order_key": o.event.order_key})
+                    log.info(
+                        "invoice issued",
+                        extra={"invoice_number": o.event.invoice.number, "order_key": o.event.order_key},
+                    )
         return results
 
     rt.agent(

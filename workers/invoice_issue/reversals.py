@@ -15,16 +15,17 @@ from schemas.events import OrderRejected
 from schemas.reversals import ReversalConfirmed
 from workers.runtime import Runtime
 
+
 def register(app, settings, deps) -> list[Runtime]:
     """Consume ``reversals.confirmed`` (``issue_red``: the red invoice, once per confirmation) and ``orders.rejected``
     (``record_rejection``: kept once per event id), and start the timer that voids lapsed 待确认 confirmations and
     re-sends lost ``reversals.confirmed``. Returns both runtimes."""
     red = Runtime(app, settings, "reversals.confirmed")
-    red.agent("reversal-issue", ReversalConfirmed.model_validate_json,
-              lambda ev: issue_red(deps.sessions, deps.issuer, ev))
+    red.agent(
+        "reversal-issue", ReversalConfirmed.model_validate_json, lambda ev: issue_red(deps.sessions, deps.issuer, ev)
+    )
     rejected = Runtime(app, settings, "orders.rejected")
-    rejected.agent("order-timeline", OrderRejected.model_validate_json,
-                   lambda ev: record_rejection(deps.sessions, ev))
+    rejected.agent("order-timeline", OrderRejected.model_validate_json, lambda ev: record_rejection(deps.sessions, ev))
 
     @app.timer(interval=settings.reversal_check_interval)
     async def lapse_and_resend():

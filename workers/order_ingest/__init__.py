@@ -13,13 +13,17 @@ def register(app, settings, deps) -> Runtime:
     redelivered push gets the same answers and stores nothing twice."""
     rt = Runtime(app, settings, "orders.pushed")
     contexts = ContextCache(settings.merchant_cache_seconds)
-    limits = IntakeLimits(max_lines=settings.intake_max_lines, max_bill_bytes=settings.intake_max_bill_bytes,
-                          max_field_chars=settings.intake_max_field_chars)
+    limits = IntakeLimits(
+        max_lines=settings.intake_max_lines,
+        max_bill_bytes=settings.intake_max_bill_bytes,
+        max_field_chars=settings.intake_max_field_chars,
+    )
     rt.agent(
         "order-ingest",
         parse_push,
         lambda push: ingest_push(deps.sessions, push, deps.minter, contexts=contexts, limits=limits),
-        batch_handler=lambda pushes: ingest_pushes(deps.sessions, pushes, deps.minter, contexts=contexts,
-                                                   limits=limits),
+        batch_handler=lambda pushes: ingest_pushes(
+            deps.sessions, pushes, deps.minter, contexts=contexts, limits=limits
+        ),
     )
     return rt

@@ -9,8 +9,8 @@ from alembic import op  # noqa: F401
 import sqlalchemy as sa  # noqa: F401
 
 
-revision = '0006'
-down_revision = '0005'
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
@@ -18,11 +18,11 @@ depends_on = None
 def upgrade() -> None:
     # Batched issuing: one row per seller, locked while its quota is checked and its invoices are recorded.
     op.create_table(
-        'issue_locks',
-        sa.Column('seller_tax_id', sa.String(length=20), nullable=False),
-        sa.PrimaryKeyConstraint('seller_tax_id'),
+        "issue_locks",
+        sa.Column("seller_tax_id", sa.String(length=20), nullable=False),
+        sa.PrimaryKeyConstraint("seller_tax_id"),
     )
 
 
 def downgrade() -> None:
-    op.drop_table('issue_locks')
+    op.drop_table("issue_locks")

@@ -17,8 +17,8 @@ from alembic import op  # noqa: F401
 import sqlalchemy as sa  # noqa: F401
 
 
-revision = '0008'
-down_revision = '0007'
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
@@ -57,13 +57,20 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("generation", sa.Integer(), nullable=False, server_default="1"))
         batch_op.add_column(sa.Column("red_of", sa.String(length=20), nullable=True))
         batch_op.add_column(sa.Column("confirmation_id", sa.String(length=36), nullable=True))
-        batch_op.add_column(sa.Column("reversed_with_tax", sa.Numeric(precision=14, scale=2), nullable=False,
-                                      server_default="0"))
+        batch_op.add_column(
+            sa.Column("reversed_with_tax", sa.Numeric(precision=14, scale=2), nullable=False, server_default="0")
+        )
         batch_op.create_unique_constraint("uq_invoices_confirmation_id", ["confirmation_id"])
         batch_op.create_index("ix_invoices_order_id", ["order_id"], unique=False)
         batch_op.create_index("ix_invoices_red_of", ["red_of"], unique=False)
-    op.create_index("uq_invoices_blue_generation", "invoices", ["order_id", "generation"], unique=True,
-                    postgresql_where=BLUE_ONLY, sqlite_where=BLUE_ONLY)
+    op.create_index(
+        "uq_invoices_blue_generation",
+        "invoices",
+        ["order_id", "generation"],
+        unique=True,
+        postgresql_where=BLUE_ONLY,
+        sqlite_where=BLUE_ONLY,
+    )
     with op.batch_alter_table("orders") as batch_op:
         batch_op.add_column(sa.Column("generation", sa.Integer(), nullable=False, server_default="1"))
     op.create_table(
