@@ -55,11 +55,11 @@ def time_lag(window: list[Observation]) -> float | None:
     """Seconds since the end offset stood where the consumer's committed offset stands now (interpolated
     between observations, as kafka-lag-exporter does); a lower bound when that is older than the window."""
     latest = window[-1]
-    if latest.lag is None:
+    target = latest.committed
+    if target is None:  # no commit: no lag
         return None
     if latest.lag == 0:
         return 0.0
-    target = latest.committed
     for older, newer in zip(reversed(window[:-1]), reversed(window)):
         if older.end <= target <= newer.end:
             span = newer.end - older.end

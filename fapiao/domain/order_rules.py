@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
+from typing import TypeGuard
 
 from fapiao.domain.merchant import PushContext
 from fapiao.domain.money import CENT, MAX_AMOUNT, has_at_most_two_places, parse_decimal, round2
@@ -84,6 +85,11 @@ class _Collector:
 
 def _blank(v: str | None) -> bool:
     return v is None or not v.strip()
+
+
+def _filled(v: str | None) -> TypeGuard[str]:
+    """Not blank (a type guard: where it holds, the text is there)."""
+    return v is not None and bool(v.strip())
 
 
 def parse_bill_date(text: str) -> date | None:
@@ -188,11 +194,11 @@ def _check_line_flags(v: _Collector, f: str, line: BillLine, rate: Decimal | Non
 
 
 def _line_quantity_price(v: _Collector, f: str, line: BillLine) -> tuple[Decimal | None, Decimal | None]:
-    qty = parse_decimal(line.quantity) if not _blank(line.quantity) else None
-    price = parse_decimal(line.price) if not _blank(line.price) else None
-    if not _blank(line.quantity) and qty is None:
+    qty = parse_decimal(line.quantity) if _filled(line.quantity) else None
+    price = parse_decimal(line.price) if _filled(line.price) else None
+    if _filled(line.quantity) and qty is None:
         v.add("00613", f"{f}.quantity", f"数量格式错误：{line.quantity!r}")
-    if not _blank(line.price) and price is None:
+    if _filled(line.price) and price is None:
         v.add("00613", f"{f}.price", f"单价格式错误：{line.price!r}")
     return qty, price
 
@@ -208,7 +214,7 @@ def _line_tax(
 ) -> tuple[Decimal | None, Decimal]:
     """The line's tax (as given and checked against amount × rate, or computed when omitted) and its error."""
     tax = None
-    if not _blank(line.taxAmount):
+    if _filled(line.taxAmount):
         tax = _money(v, line.taxAmount, f"{f}.taxAmount", code_missing="00564", msg_missing="")
     diff = Decimal(0)
     if tax is not None and amount is not None and rate is not None:
@@ -249,13 +255,13 @@ LENGTH_LIMITS = (
 
 @dataclass
 class _Header:
-    """What the bill-level rules found, for the line rules and the order."""
+    """What the bill-level rules found on a bill that passed them all, for the order."""
 
     system_code: str
-    bill_date: date | None
-    kind: str | None
-    include_tax: bool | None
-    total: Decimal | None
+    bill_date: date
+    kind: str
+    include_tax: bool
+    total: Decimal
     discount: Decimal | None
     seller_tax_id: str | None
 
@@ -284,6 +290,8 @@ def check_bill(bill: Bill, ctx: PushContext, envelope_system: str | None = None)
     _check_totals(v, checked, total, discount)
     if v.items:
         return v.items
+    # No violation: the rules above found each of these, or they would have said so.
+    assert bill_date is not None and kind is not None and include_tax is not None and total is not None
     header = _Header(system_code, bill_date, kind, include_tax, total, discount, seller_tax_id)
     return _to_order(bill, header, lines, checked)
 
@@ -306,7 +314,7 @@ def _check_bill_no(v: _Collector, bill: Bill) -> None:
 
 
 def _check_date(v: _Collector, bill: Bill) -> date | None:
-    if _blank(bill.billDate):
+    if not _filled(bill.billDate):
         v.add("00553", "billDate", "销售单日期不能为空")
         return None
     bill_date = parse_bill_date(bill.billDate)
@@ -316,7 +324,7 @@ def _check_date(v: _Collector, bill: Bill) -> date | None:
 
 
 def _check_kind(v: _Collector, bill: Bill) -> str | None:
-    if _blank(bill.invoiceType):
+    if not _filled(bill.invoiceType):
         v.add("00554", "invoiceType", "销售单发票类型不能为空")
     elif bill.invoiceType.strip() not in KIND_NAMES:
         v.add("00614", "invoiceType", f"发票类型 {bill.invoiceType} 无效，可选：{', '.join(KIND_NAMES)}")
@@ -339,11 +347,11 @@ def _check_amounts(v: _Collector, bill: Bill) -> tuple[Decimal | None, Decimal |
     """Total, order-level discount and invoice amount; returns (total, discount)."""
     total = _money(v, bill.totalAmount, "totalAmount", code_missing="00551", msg_missing="销售单金额不能为空")
     discount = invoice_amount = None
-    if not _blank(bill.totalDiscountAmount):
+    if _filled(bill.totalDiscountAmount):
         discount = _money(v, bill.totalDiscountAmount, "totalDiscountAmount", code_missing="", msg_missing="")
         if discount is not None and discount > 0 and _blank(bill.discountType):
             v.add("00580", "discountType", "订单总折扣金额大于0时,折扣方式不能为空")
-    if not _blank(bill.invoiceAmount):
+    if _filled(bill.invoiceAmount):
         invoice_amount = _money(v, bill.invoiceAmount, "invoiceAmount", code_missing="", msg_missing="")
     elif discount:
         v.add("00550", "invoiceAmount", "销售单开票金额不能为空（有订单总折扣金额时必填）")
@@ -360,7 +368,7 @@ def _check_seller(v: _Collector, bill: Bill, ctx: PushContext) -> str | None:
     """Seller name and tax ID (one of the configured organisations); returns the normalised tax ID."""
     if _blank(bill.sellerName):
         v.add("00616", "sellerName", "销售方名称不能为空")
-    if _blank(bill.sellerTaxpayerId):
+    if not _filled(bill.sellerTaxpayerId):
         v.add("0520", "sellerTaxpayerId", "开票方企业税号不能为空")
         return None
     seller_tax_id = normalise(bill.sellerTaxpayerId)
@@ -381,7 +389,7 @@ def _check_setting_scope(v: _Collector, bill: Bill, ctx: PushContext, kind: str 
     elif ctx.setting is not None and kind is not None and kind not in ctx.setting.kinds:
         allowed = "、".join(KIND_NAMES[k] for k in sorted(ctx.setting.kinds) if k in KIND_NAMES)
         v.add("00603", "invoiceType", f"发票类型 {KIND_NAMES[kind]} 不在动态二维码设置的票种范围内（{allowed}）")
-    if not _blank(bill.termValidity):
+    if _filled(bill.termValidity):
         if not (bill.termValidity.strip().isdigit() and int(bill.termValidity) > 0):
             v.add("00618", "termValidity", "二维码有效期必须为正整数天")
 
@@ -392,7 +400,7 @@ def _check_lengths(v: _Collector, bill: Bill) -> None:
 
 
 def _check_buyer_tax_id(v: _Collector, bill: Bill) -> None:
-    if not _blank(bill.buyerTaxpayerId) and len(normalise(bill.buyerTaxpayerId)) <= 20:
+    if _filled(bill.buyerTaxpayerId) and len(normalise(bill.buyerTaxpayerId)) <= 20:
         # As on the H5 form; an 18-digit value may be a person's 居民身份证 number (GB 11643).
         problem = buyer_id_problem(bill.buyerTaxpayerId, person=True)
         if problem:
@@ -405,7 +413,7 @@ def _check_text(v: _Collector, bill: Bill) -> None:
         problem = text_problem(value)
         if problem:
             v.add("00634", field, f"{field} {problem}")
-    if not _blank(bill.scanh5Url) and bill.scanh5Url.strip() not in _YES | _NO:
+    if _filled(bill.scanh5Url) and bill.scanh5Url.strip() not in _YES | _NO:
         v.add("00623", "scanh5Url", f"scanh5Url 参数错误：{bill.scanh5Url!r}，应为 0 或 1")
 
 
@@ -449,12 +457,12 @@ def _to_order(bill: Bill, h: _Header, lines: list[BillLine], checked: list[_Line
     """The normalised order of a bill that passed every rule."""
     return Order(
         business_system_code=h.system_code,
-        bill_no=bill.billNo.strip(),
+        bill_no=(bill.billNo or "").strip(),
         bill_date=h.bill_date.isoformat(),
         invoice_kind=InvoiceKind(h.kind),
         include_tax=h.include_tax,
         total_amount=h.total - (h.discount or 0),
-        seller_name=bill.sellerName.strip(),
+        seller_name=(bill.sellerName or "").strip(),
         seller_tax_id=h.seller_tax_id,
         seller_address_tel=bill.sellerAddressAndTel,
         seller_bank_account=bill.sellerBankAndAccount,
@@ -469,9 +477,9 @@ def _to_order(bill: Bill, h: _Header, lines: list[BillLine], checked: list[_Line
             OrderLine(
                 line_no=i + 1,
                 line_property=c.prop,
-                goods_name=line.goodsName.strip(),
+                goods_name=(line.goodsName or "").strip(),
                 goods_code=line.goodsCode,
-                revenue_code=line.revenueCode.strip(),
+                revenue_code=(line.revenueCode or "").strip(),
                 specification=line.specification,
                 units=line.units,
                 quantity=c.qty,
@@ -497,7 +505,7 @@ UNBOUND_ORG = ("00633", "业务系统无权为该开票方推送订单")
 def org_binding_violation(ctx: PushContext, seller_tax_id: str | None) -> Violation | None:
     """Issue #12 item 7: a business system may push only for the organisations bound to it (its 动态二维码设置).
     Nothing to say when the system is unknown or the binding was not looked up (other rules speak then)."""
-    if ctx.system is None or ctx.bound_org_tax_ids is None or not (seller_tax_id or "").strip():
+    if ctx.system is None or ctx.bound_org_tax_ids is None or not _filled(seller_tax_id):
         return None
     seller = normalise(seller_tax_id)
     if seller in ctx.bound_org_tax_ids:

@@ -82,7 +82,7 @@ def amount_problem(preset: Mapping[str, Any], amount: Decimal | None) -> str | N
     limit = Decimal(preset["amount"]) if preset.get("amount") else None
     if preset.get("amount_mode") == "fixed" and amount != limit:
         return f"该二维码的开票金额固定为 ¥{limit}"
-    if preset.get("amount_mode") == "max" and amount > limit:
+    if preset.get("amount_mode") == "max" and limit is not None and amount > limit:
         return f"开票金额不能超过 ¥{limit}"
     return None
 
@@ -129,6 +129,6 @@ def describe(preset: Mapping[str, Any] | None) -> str:
         return ""
     rate = Decimal(preset["tax_rate"]) * 100
     amount = {"fixed": f"固定 ¥{preset.get('amount')}", "max": f"最高 ¥{preset.get('amount')}"}.get(
-        preset.get("amount_mode"), "金额由买方填写"
+        preset.get("amount_mode", ""), "金额由买方填写"
     )
     return f"{preset['goods_name']} {preset['revenue_code']} {rate.normalize():f}% {preset.get('units') or ''} {amount}"

@@ -118,6 +118,7 @@ def _take_line(line: InvoiceLine, left: Left, req: LineRequest) -> Taken:
         with_tax = round2((line.amount + line.tax_amount) * req.quantity / line.quantity)
         quantity = req.quantity
     else:
+        assert req.amount is not None  # exactly one of quantity and amount, checked above
         if req.amount <= 0 or not has_at_most_two_places(req.amount):
             raise ReversalRefused("RED_LINE_AMOUNT", f"第 {req.line_no} 行：红冲金额须大于 0 且最多两位小数", where)
         if req.amount > left.with_tax:
@@ -226,7 +227,7 @@ def line_requests(raw: list[dict]) -> list[LineRequest]:
             raise ReversalRefused(
                 "RED_LINE_NO", f"lines[{i}].line_no 必须是发票上的行号（整数）", f"lines[{i}].line_no"
             ) from None
-        values = {}
+        values: dict[str, Decimal | None] = {}
         for name in ("quantity", "amount"):
             text = item.get(name)
             if text is None or str(text).strip() == "":
