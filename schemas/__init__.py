@@ -1,5 +1,7 @@
 """Event contracts of every fapiao topic (see ``schemas.events`` and ``schemas.bill_push``)."""
 
+from pydantic import BaseModel as _BaseModel  # private: __all__ below lists every public name
+
 from schemas.bill_push import Bill, BillLine, BillPush, NotAnOrder, parse_push
 from schemas.settings import OrgDoc, SettingsRecord
 from schemas.events import (
@@ -25,7 +27,7 @@ from schemas.events import (
 from schemas.reversals import ReversalCancelled, ReversalConfirmed, ReversalLine, ReversalRequested
 
 # The model of each topic, by stage name (see fapiao.topics.STAGES).
-TOPIC_MODELS = {
+TOPIC_MODELS: dict[str, type[_BaseModel]] = {
     "orders.pushed": BillPush,
     "orders.accepted": OrderAccepted,
     "orders.rejected": OrderRejected,

@@ -34,6 +34,7 @@ class SmtpMailer:
     def _open(self) -> smtplib.SMTP:
         """A client connected, with TLS and login as configured (raises the smtplib error as it comes)."""
         s = self.s
+        client: smtplib.SMTP
         if s.smtp_security == SmtpSecurity.ssl:
             client = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout, context=self._tls())
         else:

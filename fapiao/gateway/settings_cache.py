@@ -77,7 +77,7 @@ class SettingsCache:
 
     async def start(self) -> None:
         s = self.settings
-        self._consumer = AIOKafkaConsumer(
+        self._consumer = consumer = AIOKafkaConsumer(
             s.topics["settings"],
             bootstrap_servers=s.bootstrap_servers.split(","),
             group_id=None,
@@ -85,13 +85,13 @@ class SettingsCache:
             enable_auto_commit=False,
             fetch_max_wait_ms=s.fetch_max_wait_ms,
         )
-        await self._consumer.start()
-        self._task = asyncio.create_task(self._run())
+        await consumer.start()
+        self._task = asyncio.create_task(self._run(consumer))
 
-    async def _run(self) -> None:
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
         while True:
             try:
-                batch = await self._consumer.getmany(timeout_ms=500)
+                batch = await consumer.getmany(timeout_ms=500)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # keep serving what we have; the consumer reconnects

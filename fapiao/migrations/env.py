@@ -18,6 +18,8 @@ def run(conn) -> None:
 if connection is not None:
     run(connection)
 else:
+    if url is None:
+        raise RuntimeError("no sqlalchemy.url: run migrations through fapiao.migrate (fapiao db upgrade)")
     engine = make_engine(url)
     with engine.connect() as conn:
         run(conn)
