@@ -352,6 +352,7 @@ def reissue(app: AppContext, bill_no: str, seller: str, fields: tuple[str, ...])
     """重开: after a full 红冲 for 开票有误, issue the order again with a corrected title, given as name=value:
     buyer_type=individual|enterprise|non_enterprise title= [tax_id= address_tel= bank_account= email= phone=]."""
     from fapiao.domain.reversal import ReversalRefused
+    from fapiao.errors import FieldErrors
     from fapiao.services.reissue import reissue_event
 
     form = {}
@@ -364,7 +365,7 @@ def reissue(app: AppContext, bill_no: str, seller: str, fields: tuple[str, ...])
         result = reissue_event(app.sessions, seller, bill_no, form)
     except ReversalRefused as exc:
         _refused(exc)
-    if isinstance(result, dict):
+    if isinstance(result, FieldErrors):
         for field, rule in result.items():
             click.echo(f"{field}: {rule}", err=True)
         raise SystemExit(1)

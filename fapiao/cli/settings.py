@@ -25,7 +25,9 @@ def _fields(pairs: tuple[str, ...]) -> dict[str, str]:
 
 
 def _report(result, describe) -> None:
-    if isinstance(result, dict):
+    from fapiao.errors import FieldErrors
+
+    if isinstance(result, FieldErrors):
         report_errors(result)
     click.echo(describe(result))
 

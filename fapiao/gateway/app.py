@@ -23,6 +23,7 @@ from fapiao.gateway.security import security_headers
 from fapiao.gateway.merchant_admin import add_merchant_admin
 from fapiao.gateway.buyer_reissue import add_buyer_reissue, offers_reissue
 from fapiao.gateway.orders_admin import add_orders_admin
+from fapiao.errors import FieldErrors, Refused
 from fapiao.services.orders import record_first_scan
 from fapiao.gateway.settings_cache import SettingsCache
 from fapiao.domain.money import parse_amount
@@ -105,7 +106,7 @@ async def submit(request: web.Request) -> web.Response:
         raise web.HTTPSeeOther(f"/q/{token}")
     form = dict(await read_form(request))
     result = submission_event(view, form)
-    if isinstance(result, dict):
+    if isinstance(result, FieldErrors):
         return render(
             "h5.html",
             status=422,
@@ -133,8 +134,10 @@ async def resend(request: web.Request) -> web.Response:
     _, view = found
     token = request.match_info["token"]
     result = await asyncio.to_thread(request_resend, request.app[ROOT].sessions, view)
-    if isinstance(result, str):
-        return render("h5.html", status=429, view=view, token=token, form={}, errors={}, special=False, notice=result)
+    if isinstance(result, Refused):
+        return render(
+            "h5.html", status=429, view=view, token=token, form={}, errors={}, special=False, notice=result.message
+        )
     topic = request.app[SETTINGS].topics["delivery.requested"]
     for o in result:
         await request.app[PRODUCER].send_and_wait(topic, key=o.key, value=o.event.model_dump_json().encode())

@@ -15,6 +15,7 @@ from fapiao.domain.reversal import ReversalRefused
 from fapiao.gateway import PRODUCER, ROOT, SETTINGS
 from fapiao.gateway.bodies import read_form
 from fapiao.gateway.rendering import message, render
+from fapiao.errors import FieldErrors
 from fapiao.services.reissue import may_reissue, reissue_event
 
 log = logging.getLogger("fapiao.gateway")
@@ -44,7 +45,7 @@ def add_buyer_reissue(app: web.Application, view_of) -> None:
             result = await asyncio.to_thread(reissue_event, request.app[ROOT].sessions, seller, bill_no, form)
         except ReversalRefused as exc:
             return message(422, "不能重开", exc.rule)
-        if isinstance(result, dict):
+        if isinstance(result, FieldErrors):
             return render(
                 "h5.html",
                 status=422,

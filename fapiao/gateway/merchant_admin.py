@@ -11,6 +11,7 @@ from fapiao.domain.order_rules import KIND_NAMES
 from fapiao.gateway import PRODUCER, ROOT, SETTINGS, SETTINGS_CACHE
 from fapiao.gateway.bodies import read_form, read_json_object, refuse_hidden_characters
 from fapiao.gateway.rendering import render
+from fapiao.errors import FieldErrors, Refused
 from fapiao.services import settings_admin as svc
 from fapiao.services.issue import approval_event, pending_orders
 
@@ -80,7 +81,7 @@ async def create_setting(request: web.Request) -> web.Response:
 async def edit_setting(request: web.Request) -> web.Response:
     changes = await _form(request)
     result = await asyncio.to_thread(svc.edit_qr_setting, _sessions(request), request.match_info["key"], changes)
-    if isinstance(result, dict):
+    if isinstance(result, FieldErrors):
         return web.json_response({"errors": result}, status=404 if "key" in result else 422)
     return web.json_response(_setting_json(result))
 
@@ -90,7 +91,7 @@ async def disable_setting(request: web.Request) -> web.Response:
         svc.edit_qr_setting, _sessions(request), request.match_info["key"], {"enabled": "0"}
     )
     if _wants_json(request) or request.method == "DELETE":
-        if isinstance(result, dict):
+        if isinstance(result, FieldErrors):
             return web.json_response({"errors": result}, status=404)
         return web.json_response(_setting_json(result))
     raise web.HTTPSeeOther("/admin/settings")
@@ -124,7 +125,7 @@ async def _create(request: web.Request, create, page, as_json, location: str) ->
     """The one shape of every 新增: validate and create; errors go back beside the fields (or as 422 JSON)."""
     form = await _form(request)
     result = await asyncio.to_thread(create, _sessions(request), form)
-    if isinstance(result, dict):
+    if isinstance(result, FieldErrors):
         if _wants_json(request):
             return web.json_response({"errors": result}, status=422)
         return await page(request, errors=result, form=form, status=422)
@@ -157,7 +158,7 @@ async def create_system(request: web.Request) -> web.Response:
 async def edit_system(request: web.Request) -> web.Response:
     changes = {"enabled": "0"} if request.method == "DELETE" else await _form(request)
     result = await asyncio.to_thread(svc.edit_business_system, _sessions(request), request.match_info["code"], changes)
-    if isinstance(result, dict):
+    if isinstance(result, FieldErrors):
         return web.json_response({"errors": result}, status=404 if "code" in result else 422)
     return web.json_response(
         {
@@ -178,7 +179,7 @@ async def static_page(request: web.Request) -> web.Response:
 async def generate_static(request: web.Request) -> web.Response:
     org_code = request.match_info["org_code"]
     result = await asyncio.to_thread(svc.generate_static, _sessions(request), org_code)
-    if isinstance(result, dict):
+    if isinstance(result, FieldErrors):
         return web.json_response({"errors": result}, status=404)
     if _wants_json(request):
         link = f"{request.app[SETTINGS].base_url}/s/{result.static_id}"
@@ -220,8 +221,8 @@ async def issue_pending(request: web.Request) -> web.Response:
     """开票: the merchant issues an order that waits under 扫码提交抬头 (the invoice_issue worker does the work)."""
     order_key = request.match_info["order_key"]
     event = await asyncio.to_thread(approval_event, _sessions(request), order_key)
-    if isinstance(event, str):
-        return web.json_response({"errors": {"order_key": event}}, status=409)
+    if isinstance(event, Refused):
+        return web.json_response({"errors": {"order_key": event.message}}, status=409)
     await request.app[PRODUCER].send_and_wait(
         request.app[SETTINGS].topics["buyer.submitted"], key=order_key.encode(), value=event.model_dump_json().encode()
     )

@@ -15,6 +15,7 @@ from fapiao.domain.reversal import REASONS, STATES, ReversalRefused, line_reques
 from fapiao.gateway import PRODUCER, ROOT, SETTINGS
 from fapiao.gateway.bodies import read_form, read_json_object
 from fapiao.gateway.rendering import message, render
+from fapiao.errors import FieldErrors
 from fapiao.services import Outcome
 from fapiao.services.ingest import LinkMinter
 from fapiao.services.orders import ORDER_STATES, blue_lines, find_orders, list_orders
@@ -250,7 +251,7 @@ async def _reissue(request: web.Request, form: dict):
     """The re-issue event (published), or the refusal / field errors to show."""
     m = request.match_info
     result = await asyncio.to_thread(reissue_event, _sessions(request), m["seller"], m["bill_no"], form)
-    if not isinstance(result, dict):
+    if not isinstance(result, FieldErrors):
         producer = request.app[PRODUCER]
         await producer.send_and_wait(
             request.app[SETTINGS].topics["buyer.submitted"],
@@ -266,7 +267,7 @@ async def reissue_form(request: web.Request) -> web.Response:
         result = await _reissue(request, form)
     except ReversalRefused as exc:
         return await order_page(request, problem=f"{exc.code}：{exc.rule}", status=422)
-    if isinstance(result, dict):
+    if isinstance(result, FieldErrors):
         return await order_page(request, problem="；".join(f"{k}：{v}" for k, v in result.items()), status=422)
     _back(request, f"已提交重开：{result.buyer.title}")
 
@@ -278,7 +279,7 @@ async def reissue_api(request: web.Request) -> web.Response:
         result = await _reissue(request, {k: "" if v is None else str(v) for k, v in doc.items()})
     except ReversalRefused as exc:
         return _json_error(422, exc.code, exc.rule, exc.field)
-    if isinstance(result, dict):
+    if isinstance(result, FieldErrors):
         return web.json_response(
             {"error": "BAD_TITLE", "errors": result}, status=422, dumps=lambda x: json.dumps(x, ensure_ascii=False)
         )

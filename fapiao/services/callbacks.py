@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from fapiao.adapters.db import BusinessSystemRow, CallbackRow, OrderRow
 from fapiao.adapters.http_client import PermanentHttpError
-from fapiao.adapters.uow import insert_once
+from fapiao.adapters.uow import UnitOfWork
 from fapiao.errors import Transient, transient_retries
 from schemas.events import InvoiceIssued, OrderAccepted, OrderRejected
 
@@ -98,7 +98,9 @@ def _system_for(s: Session, code: str | None, order_key: str) -> BusinessSystemR
     return s.scalar(select(BusinessSystemRow).where(BusinessSystemRow.code == code)) if code else None
 
 
-def _attempt(s: Session, row: CallbackRow, secret: str, post: Post, timeout: float, tries: int, now: datetime):
+def _attempt(row: CallbackRow, secret: str, post: Post, timeout: float, tries: int, now: datetime) -> None:
+    """POST the row's payload (a few quick tries) and put the result on the row: sent, or failed with the time of
+    the next try (transient) or none (refused). The caller commits it."""
     body = json.dumps(row.payload, ensure_ascii=False).encode()
     headers = {
         "X-Fapiao-Event": row.kind,
@@ -117,7 +119,6 @@ def _attempt(s: Session, row: CallbackRow, secret: str, post: Post, timeout: flo
     except PermanentHttpError as exc:
         row.status, row.last_error, row.next_attempt_at = "failed", str(exc)[:500], None  # needs a person
     row.updated_at = now
-    s.commit()
 
 
 def push_back(
@@ -130,7 +131,8 @@ def push_back(
     ones). HTTP failures are recorded, not raised; database errors propagate. Publishes nothing."""
     now = now or datetime.now(timezone.utc)
     kind, code, body = payload(event)
-    with sessions() as s:
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
         row = s.scalar(select(CallbackRow).where(CallbackRow.event_id == event.event_id))
         if row is not None and row.status != "pending":
             return []
@@ -148,25 +150,28 @@ def push_back(
                 attempts=0,
                 updated_at=now,
             )
-            if insert_once(s, row) is None:
+            if uow.insert_once(row, point="callbacks.pending-recorded") is None:
                 return []  # another worker has it
-        _attempt(s, row, system.secret, post, timeout, tries, now)
+        _attempt(row, system.secret, post, timeout, tries, now)
+        uow.commit("callbacks.attempt-recorded")
     return []
 
 
 def retry_due(
     sessions: sessionmaker, post: Post, *, timeout: float, now: datetime | None = None, limit: int = 100
 ) -> int:
-    """Try again every failed callback whose time has come; returns how many were sent."""
+    """Try again every failed callback whose time has come; commits each one's result; returns how many were sent."""
     now = now or datetime.now(timezone.utc)
     sent = 0
-    with sessions() as s:
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
         due = s.scalars(
             select(CallbackRow).where(CallbackRow.status == "failed", CallbackRow.next_attempt_at <= now).limit(limit)
         ).all()
         for row in due:
             system = s.scalar(select(BusinessSystemRow).where(BusinessSystemRow.code == row.business_system_code))
-            _attempt(s, row, system.secret if system else "", post, timeout, 1, now)
+            _attempt(row, system.secret if system else "", post, timeout, 1, now)
+            uow.commit("callbacks.retry-recorded")
             sent += row.status == "sent"
     return sent
 
@@ -178,9 +183,9 @@ def failed_callbacks(sessions: sessionmaker) -> list[CallbackRow]:
 
 def make_all_due(sessions: sessionmaker, now: datetime) -> int:
     """``callbacks retry --all``: every failed callback, permanent ones too, becomes due at ``now``."""
-    with sessions() as s:
-        rows = s.scalars(select(CallbackRow).where(CallbackRow.status == "failed")).all()
+    with UnitOfWork(sessions) as uow:
+        rows = uow.session.scalars(select(CallbackRow).where(CallbackRow.status == "failed")).all()
         for row in rows:
             row.next_attempt_at = now
-        s.commit()
+        uow.commit("callbacks.all-due")
         return len(rows)

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from fapiao.adapters.db import DlqReplayRow
-from fapiao.adapters.uow import insert_once
+from fapiao.adapters.uow import UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -51,12 +51,13 @@ def replay(
     sessions: sessionmaker, send, letters: list[DeadLetter], *, force: bool = False, now: datetime | None = None
 ) -> tuple[list[str], list[str]]:
     """Send each letter back to its original topic (``send(topic, key, value, headers)``), once.
-    Returns (replayed refs, skipped refs: already replayed or with no original topic)."""
+    Returns (replayed refs, skipped refs: already replayed or with no original topic). Commits each replay's
+    ledger row right after sending it."""
     now = now or datetime.now(timezone.utc)
     done, skipped = [], []
-    with sessions() as s:
+    with UnitOfWork(sessions) as uow:
         for letter in letters:
-            row = s.scalar(select(DlqReplayRow).where(DlqReplayRow.dlq_ref == letter.ref))
+            row = uow.session.scalar(select(DlqReplayRow).where(DlqReplayRow.dlq_ref == letter.ref))
             if not letter.original_topic or (row is not None and not force):
                 skipped.append(letter.ref)
                 continue
@@ -64,7 +65,7 @@ def replay(
             if row is None:
                 row = DlqReplayRow(dlq_ref=letter.ref, original_topic=letter.original_topic)
             row.replayed_at, row.replayed_by = now, _who()
-            insert_once(s, row)  # a concurrent replay may record it first: theirs stands
+            uow.insert_once(row, point="dlq.replay-recorded")  # a concurrent replay may record it first: theirs stands
             done.append(letter.ref)
     return done, skipped
 

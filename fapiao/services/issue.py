@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from fapiao.adapters.db import InvoiceRow, OrderRow, SubmissionRow, begin_write, lock_sellers
-from fapiao.adapters.uow import insert_once
 from fapiao.adapters.issuer import Issuer
+from fapiao.adapters.uow import UnitOfWork
 from fapiao.domain.invoice import IssueRefused, build_invoice, check_monthly_limit
 from fapiao.domain.merchant import QrSettingView, ScanType
+from fapiao.errors import Refused
 from fapiao.services import Outcome, stable_id
 from fapiao.services.merchants import find_setting
 from schemas.events import (
@@ -34,9 +35,8 @@ def _order_row(s: Session, order_key: str) -> OrderRow | None:
     return s.scalar(select(OrderRow).where(OrderRow.seller_tax_id == seller, OrderRow.bill_no == bill_no))
 
 
-def record_submission(s: Session, order: OrderRow, ev: BuyerSubmitted) -> None:
-    """The buyer's latest title for the order (the gateway on submit, the worker on processing). Commits it;
-    a racing writer's row stands if it got there first."""
+def submission_row(s: Session, order: OrderRow, ev: BuyerSubmitted) -> SubmissionRow:
+    """The order's submission row (new, or the one there) holding the buyer's latest title; not committed."""
     sub = s.scalar(select(SubmissionRow).where(SubmissionRow.order_id == order.id))
     if sub is None:
         sub = SubmissionRow(order_id=order.id)
@@ -44,7 +44,7 @@ def record_submission(s: Session, order: OrderRow, ev: BuyerSubmitted) -> None:
     sub.buyer = ev.buyer.model_dump(mode="json")
     sub.invoice_kind = ev.invoice_kind.value
     sub.submitted_at = ev.occurred_at
-    insert_once(s, sub)  # a racing worker may record it first; theirs is as good as ours
+    return sub
 
 
 def delivery_requests(invoice: Invoice, order_key: str, reason: str = "issued", nonce: str = "") -> list[Outcome]:
@@ -165,7 +165,8 @@ def issue_submissions(
     now = now or datetime.now(timezone.utc)
     if len(events) > 1 and getattr(issuer, "issue_within", None) is None:
         return [issue_submissions(sessions, issuer, [ev], now)[0] for ev in events]
-    with sessions() as s:
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
         begin_write(s)
         orders = _orders(s, {ev.order_key for ev in events})
         lock_sellers(s, {o.seller_tax_id for o in orders.values()})
@@ -245,7 +246,7 @@ def issue_submissions(
             row.status, row.error = "failed", refusal.reason
             order.status = "failed"
             results[key] = _failed(key, refusal.code, refusal.reason, retryable=False)
-        s.commit()
+        uow.commit("issue.invoices-recorded")
     return [[results[key]] if key is not None else [] for key in plan]
 
 
@@ -309,17 +310,17 @@ def pending_orders(sessions: sessionmaker) -> list[tuple[OrderRow, SubmissionRow
         return [tuple(r) for r in rows]
 
 
-def approval_event(sessions: sessionmaker, order_key: str) -> BuyerSubmitted | str:
+def approval_event(sessions: sessionmaker, order_key: str) -> BuyerSubmitted | Refused:
     """The merchant issues a waiting order: the buyer's stored submission, approved (a ``buyer.submitted`` to
-    publish, with a stable event id: asking twice gives the same event). Writes nothing; a refusal (unknown order,
-    not 待开票) comes back as a message string."""
+    publish, with a stable event id: asking twice gives the same event). Writes nothing; a refusal comes back as
+    ``Refused`` (``ORDER_NOT_FOUND``, or ``NOT_AWAITING_ISSUE``: not 待开票)."""
     with sessions() as s:
         order = _order_row(s, order_key)
         if order is None:
-            return "订单不存在"
-        if order.status != "awaiting_issue":
-            return f"订单状态为 {order.status}，不是待开票"
+            return Refused("ORDER_NOT_FOUND", "订单不存在", "order_key")
         sub = s.scalar(select(SubmissionRow).where(SubmissionRow.order_id == order.id))
+        if order.status != "awaiting_issue" or sub is None:
+            return Refused("NOT_AWAITING_ISSUE", f"订单状态为 {order.status}，不是待开票", "order_key")
         return BuyerSubmitted(
             event_id=stable_id("approved", order_key, sub.submission_id),
             order_key=order_key,

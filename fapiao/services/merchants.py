@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from fapiao.adapters.db import BusinessSystemRow, OrgRow, QrSettingRow
+from fapiao.adapters.uow import UnitOfWork
 from fapiao.domain.merchant import BusinessSystemView, LinkMode, OrgView, PushContext, QrSettingView, ScanType
 from fapiao.domain.taxid import normalise
 
@@ -122,7 +123,15 @@ def new_key() -> str:
 
 
 def ensure_demo_merchant(s: Session) -> QrSettingRow:
-    """The sample merchant `fapiao dev` and the demo use: org DEMO, business system DEMO-POS, a 扫码开票 setting."""
+    """The sample merchant `fapiao dev` and the demo use: org DEMO, business system DEMO-POS, a 扫码开票 setting.
+    Commits what was missing in the caller's session; idempotent."""
+    with UnitOfWork.borrowing(s) as uow:
+        setting = _demo_merchant(s)
+        uow.commit("merchants.demo-ensured")
+        return setting
+
+
+def _demo_merchant(s: Session) -> QrSettingRow:
     org = s.scalar(select(OrgRow).where(OrgRow.org_code == "DEMO"))
     if org is None:
         org = OrgRow(
@@ -153,5 +162,4 @@ def ensure_demo_merchant(s: Session) -> QrSettingRow:
             link_mode=LinkMode.hmac.value,
         )
         s.add(setting)
-    s.commit()
     return setting

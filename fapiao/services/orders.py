@@ -22,7 +22,7 @@ from fapiao.adapters.db import (
     SubmissionRow,
 )
 from fapiao.adapters.documents import written_at
-from fapiao.adapters.uow import insert_once
+from fapiao.adapters.uow import UnitOfWork
 from fapiao.domain.order_rules import KIND_NAMES
 from fapiao.domain.reversal import STATES
 from fapiao.services import stable_id
@@ -125,47 +125,38 @@ class OrderDetail:
 # --- recording the facts nothing else records ------------------------------------------------------------------
 
 
-def _record(
-    sessions: sessionmaker, event_id: str, seller: str, bill_no: str, kind: str, detail: dict, at: datetime
-) -> None:
-    with sessions() as s:
-        if s.scalar(select(OrderEventRow.id).where(OrderEventRow.event_id == event_id)) is not None:
-            return
-        # a racing worker (or a redelivery) may record it first: theirs stands
-        insert_once(
-            s,
-            OrderEventRow(
-                event_id=event_id,
-                seller_tax_id=seller[:20],
-                bill_no=bill_no[:40],
-                kind=kind,
-                detail=detail,
-                occurred_at=at,
-            ),
-        )
+def _new_event(
+    s: Session, event_id: str, seller: str, bill_no: str, kind: str, detail: dict, at: datetime
+) -> OrderEventRow | None:
+    """The order event's row to insert, or None when the event id is recorded already (a redelivery)."""
+    if s.scalar(select(OrderEventRow.id).where(OrderEventRow.event_id == event_id)) is not None:
+        return None
+    return OrderEventRow(
+        event_id=event_id, seller_tax_id=seller[:20], bill_no=bill_no[:40], kind=kind, detail=detail, occurred_at=at
+    )
 
 
 def record_rejection(sessions: sessionmaker, ev: OrderRejected) -> list:
     """Keep a rejection's codes for the order's timeline (once per event id). Publishes nothing."""
     seller, _, bill_no = ev.order_key.partition(":")
-    _record(
-        sessions,
-        ev.event_id,
-        seller,
-        bill_no or (ev.bill_no or ""),
-        "rejected",
-        {"violations": [v.model_dump() for v in ev.violations], "request_id": ev.request_id},
-        ev.occurred_at,
-    )
+    detail = {"violations": [v.model_dump() for v in ev.violations], "request_id": ev.request_id}
+    with UnitOfWork(sessions) as uow:
+        row = _new_event(
+            uow.session, ev.event_id, seller, bill_no or (ev.bill_no or ""), "rejected", detail, ev.occurred_at
+        )
+        if row is not None:  # a racing worker (or a redelivery) may record it first: theirs stands
+            uow.insert_once(row, point="orders.rejection-recorded")
     return []
 
 
 def record_first_scan(sessions: sessionmaker, order_key: str, now: datetime | None = None) -> None:
     """The buyer's first scan of an order's link (later scans change nothing)."""
     seller, _, bill_no = order_key.partition(":")
-    _record(
-        sessions, stable_id("scanned", order_key), seller, bill_no, "scanned", {}, now or datetime.now(timezone.utc)
-    )
+    at = now or datetime.now(timezone.utc)
+    with UnitOfWork(sessions) as uow:
+        row = _new_event(uow.session, stable_id("scanned", order_key), seller, bill_no, "scanned", {}, at)
+        if row is not None:  # a racing worker (or a redelivery) may record it first: theirs stands
+            uow.insert_once(row, point="orders.first-scan-recorded")
 
 
 # --- finding and listing -----------------------------------------------------------------------------------------

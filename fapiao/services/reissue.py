@@ -16,8 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from fapiao.adapters.db import InvoiceRow, OrderRow, RedConfirmationRow
+from fapiao.adapters.uow import UnitOfWork
 from fapiao.domain.buyer import check_buyer
 from fapiao.domain.reversal import ReversalRefused, check_reissue
+from fapiao.errors import FieldErrors
 from fapiao.services import stable_id
 from fapiao.topics import order_key
 from schemas.events import BuyerSubmitted, Order
@@ -60,18 +62,18 @@ def _reissuable(s, seller: str, bill_no: str, lock: bool = False) -> tuple[Order
 
 def reissue_event(
     sessions: sessionmaker, seller: str, bill_no: str, form: Mapping[str, str]
-) -> BuyerSubmitted | dict[str, str]:
+) -> BuyerSubmitted | FieldErrors:
     """The ``buyer.submitted`` that re-issues the order with the corrected title ``form`` (the buyer page's
-    fields), or the title's field errors. Commits the order's next generation (asking again before it is issued
+    fields), or the title's ``FieldErrors`` with nothing written. Commits the order's next generation (asking again before it is issued
     gives the same event: idempotent). Raises ReversalRefused naming the rule when the order may not be re-issued."""
-    with sessions() as s:
-        order, blue = _reissuable(s, seller, bill_no, lock=True)
+    with UnitOfWork(sessions) as uow:
+        order, blue = _reissuable(uow.session, seller, bill_no, lock=True)
         kind = Order.model_validate(order.order).invoice_kind
         buyer = check_buyer(form, kind)
         if isinstance(buyer, dict):
-            return buyer
+            return FieldErrors(buyer)
         order.generation = blue.generation + 1  # set, not added: asking again re-issues the same generation
-        s.commit()
+        uow.commit("reissue.generation-advanced")
         key = order_key(seller, bill_no).decode()
         digest = hashlib.sha256(json.dumps(buyer.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
         submission_id = stable_id("reissue", key, order.generation, digest)

@@ -17,8 +17,8 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fapiao.adapters.db import InvoiceRow, OrderRow, RedConfirmationRow
-from fapiao.adapters.uow import insert_once
 from fapiao.adapters.issuer import Issuer
+from fapiao.adapters.uow import UnitOfWork
 from fapiao.domain.invoice import IssueRefused
 from fapiao.domain.reversal import (
     OPEN_STATES,
@@ -168,6 +168,8 @@ def _needs_no_confirmation(blue: Invoice) -> bool:
 
 
 def _try_request(s: Session, ask: ReversalAsk, now: datetime) -> RedConfirmationRow:
+    """The confirmation for ``ask``, added with the blue invoice's reversed sum moved (not committed yet);
+    raises _Conflict when another request moved that sum first."""
     blue_row = _blue(s, ask)
     blue = Invoice.model_validate(blue_row.invoice)
     taken = plan(blue, ask.reason, ask.lines, _taken_before(s, blue_row.id))
@@ -201,7 +203,6 @@ def _try_request(s: Session, ask: ReversalAsk, now: datetime) -> RedConfirmation
         confirmed_at=now if confirmed else None,
     )
     s.add(conf)
-    s.commit()
     return conf
 
 
@@ -219,18 +220,18 @@ def request_reversal(sessions: sessionmaker, ask: ReversalAsk, now: datetime | N
     if not ask.request_id or len(ask.request_id) > 100:
         raise ReversalRefused("RED_REQUEST_ID", "请求编号必须为 1 到 100 个字符", "request_id")
     for _ in range(8):
-        with sessions() as s:
+        with UnitOfWork(sessions) as uow:
+            s = uow.session
             done = _existing(s, ask.seller_tax_id, ask.request_id)
             if done is not None:
                 return ReversalResult(done, _events_of(s, done), repeated=True)
             try:
                 conf = _try_request(s, ask, now)
+                uow.commit("reversal.confirmation-stored")
             except (_Conflict, OperationalError):
-                s.rollback()  # a concurrent request won the blue invoice: read what is left again
-                continue
+                continue  # a concurrent request won the blue invoice: read what is left again (rolled back)
             except IntegrityError:
-                s.rollback()  # the same request id, made concurrently: theirs is the one
-                continue
+                continue  # the same request id, made concurrently: theirs is the one (rolled back)
             return ReversalResult(conf, _events_of(s, conf))
     raise Transient("红冲请求并发冲突过多，请重试")
 
@@ -252,7 +253,8 @@ def confirm_reversal(
     """待确认 → 已确认 (the buyer's confirmation, recorded by the merchant). Returns ``reversals.confirmed``;
     confirming again returns it again. Raises ReversalRefused when it lapsed or was voided."""
     now = now or datetime.now(timezone.utc)
-    with sessions() as s:
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
         conf = _confirmation(s, seller, confirmation_id)
         if conf.status in ("confirmed", "issued"):
             return [_confirmed(conf, _order_key(s, conf.order_id))]
@@ -267,29 +269,29 @@ def confirm_reversal(
             .where(RedConfirmationRow.id == conf.id, RedConfirmationRow.status == "pending")
             .values(status="confirmed", confirmed_at=now)
         ).rowcount
-        s.commit()
+        uow.commit("reversal.confirmed")
         if moved != 1:
             return confirm_reversal(sessions, seller, confirmation_id, now)
         s.refresh(conf)
         return [_confirmed(conf, _order_key(s, conf.order_id))]
 
 
-def _cancel(s: Session, conf: RedConfirmationRow, now: datetime, cause: str) -> Outcome | None:
+def _cancel(s: Session, conf: RedConfirmationRow, now: datetime) -> bool:
+    """Void a 待确认 confirmation and free what it held of the blue invoice (not committed yet); False when it
+    was no longer pending."""
     moved = s.execute(
         update(RedConfirmationRow)
         .where(RedConfirmationRow.id == conf.id, RedConfirmationRow.status == "pending")
         .values(status="cancelled", cancelled_at=now)
     ).rowcount
     if moved != 1:
-        return None
+        return False
     s.execute(
         update(InvoiceRow)
         .where(InvoiceRow.id == conf.blue_invoice_id)
         .values(reversed_with_tax=InvoiceRow.reversed_with_tax - conf.total_with_tax)
     )
-    s.commit()
-    s.refresh(conf)
-    return _cancelled(conf, _order_key(s, conf.order_id), cause)
+    return True
 
 
 def withdraw_reversal(
@@ -299,30 +301,36 @@ def withdraw_reversal(
     both together and returns ``reversals.cancelled``; withdrawing again returns it again. Raises ReversalRefused
     for an unknown or already confirmed confirmation."""
     now = now or datetime.now(timezone.utc)
-    with sessions() as s:
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
         conf = _confirmation(s, seller, confirmation_id)
         if conf.status == "cancelled":
             return [_cancelled(conf, _order_key(s, conf.order_id), "withdrawn")]
         if conf.status != "pending":
             raise ReversalRefused("RED_STATE", f"红字确认单 {confirmation_id} 已确认，不能撤销", "confirmation_id")
-        out = _cancel(s, conf, now, "withdrawn")
-    return [out] if out else withdraw_reversal(sessions, seller, confirmation_id, now)
+        if _cancel(s, conf, now):
+            uow.commit("reversal.withdrawn")
+            s.refresh(conf)
+            return [_cancelled(conf, _order_key(s, conf.order_id), "withdrawn")]
+    return withdraw_reversal(sessions, seller, confirmation_id, now)
 
 
 def lapse_due(sessions: sessionmaker, now: datetime | None = None, limit: int = 500) -> list[Outcome]:
     """Void every 待确认 confirmation older than 72 h; returns their ``reversals.cancelled``. Idempotent."""
     now = now or datetime.now(timezone.utc)
     out = []
-    with sessions() as s:
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
         due = s.scalars(
             select(RedConfirmationRow)
             .where(RedConfirmationRow.status == "pending", RedConfirmationRow.lapses_at <= now)
             .limit(limit)
         ).all()
         for conf in due:
-            ev = _cancel(s, conf, now, "lapsed")
-            if ev:
-                out.append(ev)
+            if _cancel(s, conf, now):
+                uow.commit("reversal.lapsed")
+                s.refresh(conf)
+                out.append(_cancelled(conf, _order_key(s, conf.order_id), "lapsed"))
     return out
 
 
@@ -357,11 +365,13 @@ def _issued(row: InvoiceRow, key: str) -> Outcome:
     )
 
 
-def _claim_red(s: Session, conf: RedConfirmationRow, blue: InvoiceRow, now: datetime) -> InvoiceRow:
-    row = s.scalar(select(InvoiceRow).where(InvoiceRow.confirmation_id == conf.confirmation_id))
-    if row is not None:
-        return row
-    claim = InvoiceRow(
+def _red_row(s: Session, conf: RedConfirmationRow) -> InvoiceRow | None:
+    return s.scalar(select(InvoiceRow).where(InvoiceRow.confirmation_id == conf.confirmation_id))
+
+
+def _red_claim(conf: RedConfirmationRow, blue: InvoiceRow, now: datetime) -> InvoiceRow:
+    """The red invoice's row in state ``issuing``: claimed before the issuer is called, so a crash leaves it."""
+    return InvoiceRow(
         order_id=conf.order_id,
         seller_tax_id=conf.seller_tax_id,
         status="issuing",
@@ -369,10 +379,6 @@ def _claim_red(s: Session, conf: RedConfirmationRow, blue: InvoiceRow, now: date
         generation=blue.generation,
         red_of=blue.number,
         confirmation_id=conf.confirmation_id,
-    )
-    # a racing worker may claim it first: then theirs is the one
-    return insert_once(
-        s, claim, lambda: s.scalar(select(InvoiceRow).where(InvoiceRow.confirmation_id == conf.confirmation_id))
     )
 
 
@@ -391,13 +397,18 @@ def issue_red(
     delivers it, callbacks report it). Exactly once: a redelivered event re-emits the same event id.
     Raises Transient for the runtime to retry; a refusal is recorded and returned as ``invoices.failed``."""
     now = now or datetime.now(timezone.utc)
-    with sessions() as s:
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
         conf = s.scalar(select(RedConfirmationRow).where(RedConfirmationRow.confirmation_id == ev.confirmation_id))
         if conf is None or conf.status not in ("confirmed", "issued"):
             return []  # unknown here, or voided: nothing to issue
         key = _order_key(s, conf.order_id)
-        blue = s.get(InvoiceRow, conf.blue_invoice_id)
-        row = _claim_red(s, conf, blue, now)
+        blue = s.get_one(InvoiceRow, conf.blue_invoice_id)
+        # a racing worker may claim it first: then theirs is the one
+        row = _red_row(s, conf) or uow.insert_once(
+            _red_claim(conf, blue, now), lambda: _red_row(s, conf), point="reversal.red-claimed"
+        )
+        assert row is not None, "a claim refused by the unique confirmation id has a winner to read"
         if row.status == "issued":
             return [_issued(row, key)]
         taken = [Taken.from_json(d) for d in conf.lines]
@@ -409,7 +420,7 @@ def issue_red(
         except IssueRefused as exc:
             row.status, row.error = "failed", exc.reason
             conf.error = exc.reason
-            s.commit()
+            uow.commit("reversal.red-refused")
             return [
                 Outcome(
                     "invoices.failed",
@@ -433,8 +444,8 @@ def issue_red(
         conf.status, conf.red_number, conf.issued_at = "issued", number, issued_at
         s.flush()
         if _fully_reversed(s, blue):
-            s.get(OrderRow, conf.order_id).status = "reversed"
-        s.commit()
+            s.get_one(OrderRow, conf.order_id).status = "reversed"
+        uow.commit("reversal.red-issued")
         return [_issued(row, key)]
 
 

@@ -13,12 +13,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from fapiao.adapters.db import DeliveryRow, InvoiceRow, OrderRow, SubmissionRow
+from fapiao.adapters.uow import UnitOfWork
 from fapiao.domain.buyer import check_buyer
 from fapiao.domain.order_rules import key_tax_id_warning
+from fapiao.errors import FieldErrors, Refused
 from fapiao.services import stable_id
-from fapiao.services.issue import delivery_requests, record_submission
+from fapiao.services import Outcome
+from fapiao.services.issue import delivery_requests, submission_row
 from fapiao.topics import order_key
-from schemas.events import BuyerSubmitted, Invoice, Order
+from schemas.events import BuyerSubmitted, DeliveryRequested, Invoice, Order
 
 
 @dataclass(frozen=True)
@@ -94,11 +97,11 @@ def scan_view(sessions: sessionmaker, link_id: str) -> ScanView | None:
         return ScanView(order, key, "submitted" if submitted else "accepted", qr_key=row.qr_key)
 
 
-def submission_event(view: ScanView, form: Mapping[str, str]) -> BuyerSubmitted | dict[str, str]:
+def submission_event(view: ScanView, form: Mapping[str, str]) -> BuyerSubmitted | FieldErrors:
     """The buyer.submitted event for a valid form, or the errors by field. The kind is the pushed one."""
     result = check_buyer(form, view.order.invoice_kind)
     if isinstance(result, dict):
-        return result
+        return FieldErrors(result)
     digest = hashlib.sha256(json.dumps(result.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
     submission_id = stable_id("submitted", view.order_key, digest)
     return BuyerSubmitted(
@@ -111,9 +114,13 @@ def submission_event(view: ScanView, form: Mapping[str, str]) -> BuyerSubmitted 
 
 
 def mark_submitted(sessions: sessionmaker, link_id: str, ev: BuyerSubmitted) -> None:
-    """Remember that the buyer submitted, so the page shows 开票中 at once (the worker records the details)."""
-    with sessions() as s:
-        record_submission(s, s.scalar(select(OrderRow).where(OrderRow.link_id == link_id)), ev)
+    """Remember that the buyer submitted, so the page shows 开票中 at once (the worker records the details).
+    Commits the submission; a racing writer's row stands if it got there first (theirs is as good as ours)."""
+    with UnitOfWork(sessions) as uow:
+        order = uow.session.scalar(select(OrderRow).where(OrderRow.link_id == link_id))
+        if order is None:
+            return  # the link's order is gone (archived): nothing to show 开票中 for
+        uow.insert_once(submission_row(uow.session, order, ev), point="scan.submission-recorded")
 
 
 def invoice_document(sessions: sessionmaker, invoice_number: str, fmt: str) -> Path | None:
@@ -128,18 +135,20 @@ RESEND_INTERVAL = timedelta(minutes=1)
 RESENDS_PER_DAY = 5
 
 
-def request_resend(sessions: sessionmaker, view: ScanView, now: datetime | None = None) -> list | str:
-    """重发: new delivery requests for an issued invoice, or why not (at most one a minute, five a day).
+def request_resend(sessions: sessionmaker, view: ScanView, now: datetime | None = None) -> list[Outcome] | Refused:
+    """重发: new delivery requests for an issued invoice, or ``Refused`` saying why not (``NOT_ISSUED``,
+    ``DOCUMENTS_PENDING``, ``RESEND_TOO_SOON``: at most one a minute, ``RESEND_DAILY_LIMIT``: five a day).
 
     The requests are written to the delivery ledger at once (status ``queued``), so two quick taps cannot both
     pass the limit; the delivery worker sends them when the events arrive."""
     now = now or datetime.now(timezone.utc)
     if view.invoice is None:
-        return "发票尚未开具，暂不能重发"
+        return Refused("NOT_ISSUED", "发票尚未开具，暂不能重发")
     if not (view.documents and view.documents.get("pdf")):  # the render stage mails it once the files exist
-        return "发票文件生成中，生成后将自动发送"
+        return Refused("DOCUMENTS_PENDING", "发票文件生成中，生成后将自动发送")
     number = view.invoice.number
-    with sessions() as s:
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
         recent = s.scalars(
             select(DeliveryRow.updated_at).where(
                 DeliveryRow.invoice_number == number,
@@ -148,12 +157,13 @@ def request_resend(sessions: sessionmaker, view: ScanView, now: datetime | None 
             )
         ).all()
         if any(t >= now - RESEND_INTERVAL for t in recent):
-            return "操作太频繁，请一分钟后再试"
+            return Refused("RESEND_TOO_SOON", "操作太频繁，请一分钟后再试")
         if len({t.replace(microsecond=0) for t in recent}) >= RESENDS_PER_DAY:
-            return "今日重发次数已达上限，请明天再试"
+            return Refused("RESEND_DAILY_LIMIT", "今日重发次数已达上限，请明天再试")
         outcomes = delivery_requests(view.invoice, view.order_key, reason="resend", nonce=now.isoformat())
         for o in outcomes:
             ev = o.event
+            assert isinstance(ev, DeliveryRequested)
             s.add(
                 DeliveryRow(
                     request_id=ev.request_id,
@@ -166,5 +176,5 @@ def request_resend(sessions: sessionmaker, view: ScanView, now: datetime | None 
                     updated_at=now,
                 )
             )
-        s.commit()
+        uow.commit("scan.resend-queued")
     return outcomes

@@ -1,7 +1,7 @@
 """Use cases of the merchant's finance staff: organisations, business systems, 动态二维码设置, 静态二维码, and
 同步至移动云 (publishing what the scan side needs to the compacted ``fapiao.settings`` topic).
 
-Each create/edit returns the row or ``{field: rule}``; ``sync_records`` returns the (key, value) records to publish
+Each create/edit commits and returns the row, or returns ``FieldErrors`` (``{field: rule}``) with nothing written; ``sync_records`` returns the (key, value) records to publish
 (value None: a tombstone for something revoked) and the entrypoint publishes them, then calls ``record_sync``.
 """
 
@@ -16,9 +16,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import sessionmaker
 
 from fapiao.adapters.db import BusinessSystemRow, OrgRow, QrSettingRow, SettingsSyncRow, StaticQrRow
-from fapiao.adapters.uow import insert_once
+from fapiao.adapters.uow import UnitOfWork
 from fapiao.domain.preset import check_preset, preset_form
 from fapiao.domain.settings_rules import check_business_system, check_org, check_qr_setting
+from fapiao.errors import FieldErrors
 from fapiao.services.merchants import new_key
 
 
@@ -26,40 +27,41 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _insert(sessions: sessionmaker, row, field: str, taken: str):
-    """Add a new settings row; a code that exists already comes back as the error of its field."""
-    with sessions() as s:
-        return row if insert_once(s, row) is not None else {field: taken}
-
-
-def create_org(sessions: sessionmaker, form: Mapping[str, Any]) -> OrgRow | dict[str, str]:
-    """新增 a 业务组织. Commits and returns the row, or returns ``{field: rule}`` with nothing written (a field
+def create_org(sessions: sessionmaker, form: Mapping[str, Any]) -> OrgRow | FieldErrors:
+    """新增 a 业务组织. Commits and returns the row, or returns ``FieldErrors`` with nothing written (a field
     refused, or an org code that exists: creating twice is refused, not repeated)."""
     values, errors = check_org(form)
     if errors:
-        return errors
-    return _insert(sessions, OrgRow(**values, updated_at=_now()), "org_code", f"组织编码 {values['org_code']} 已存在")
+        return FieldErrors(errors)
+    row = OrgRow(**values, updated_at=_now())
+    with UnitOfWork(sessions) as uow:
+        if uow.insert_once(row, point="settings.org-created") is None:
+            return FieldErrors(org_code=f"组织编码 {values['org_code']} 已存在")
+    return row
 
 
-def create_business_system(sessions: sessionmaker, form: Mapping[str, Any]) -> BusinessSystemRow | dict[str, str]:
-    """新增 a 业务系统 with a fresh signing secret. Commits and returns the row, or returns ``{field: rule}`` with
+def create_business_system(sessions: sessionmaker, form: Mapping[str, Any]) -> BusinessSystemRow | FieldErrors:
+    """新增 a 业务系统 with a fresh signing secret. Commits and returns the row, or returns ``FieldErrors`` with
     nothing written (a field refused, or a code that exists)."""
     values, errors = check_business_system(form)
     if errors:
-        return errors
+        return FieldErrors(errors)
     row = BusinessSystemRow(**values, secret=secrets.token_hex(16), updated_at=_now())
-    return _insert(sessions, row, "code", f"业务系统编码 {values['code']} 已存在")
+    with UnitOfWork(sessions) as uow:
+        if uow.insert_once(row, point="settings.business-system-created") is None:
+            return FieldErrors(code=f"业务系统编码 {values['code']} 已存在")
+    return row
 
 
 def edit_business_system(
     sessions: sessionmaker, code: str, changes: Mapping[str, Any]
-) -> BusinessSystemRow | dict[str, str]:
+) -> BusinessSystemRow | FieldErrors:
     """Change a business system (its code stays). Commits and returns the row (marked changed, so it shows as
-    unsynced), or returns ``{field: rule}`` with nothing written (unknown code, a field refused)."""
-    with sessions() as s:
-        row = s.scalar(select(BusinessSystemRow).where(BusinessSystemRow.code == code))
+    unsynced), or returns ``FieldErrors`` with nothing written (unknown code, a field refused)."""
+    with UnitOfWork(sessions) as uow:
+        row = uow.session.scalar(select(BusinessSystemRow).where(BusinessSystemRow.code == code))
         if row is None:
-            return {"code": f"业务系统 {code} 不存在"}
+            return FieldErrors(code=f"业务系统 {code} 不存在")
         current = {
             "code": row.code,
             "name": row.name,
@@ -68,16 +70,18 @@ def edit_business_system(
             "callback_url": row.callback_url or "",
         }
         values, errors = check_business_system({**current, **changes, "code": row.code})
-        return errors or _save(s, row, values)
+        if errors:
+            return FieldErrors(errors)
+        _apply(row, values)
+        uow.commit("settings.business-system-edited")
+        return row
 
 
-def _save(s, row, values: dict[str, Any]):
-    """Apply validated values to a settings row, mark it changed (so the admin shows it unsynced), commit."""
+def _apply(row, values: dict[str, Any]) -> None:
+    """Apply validated values to a settings row and mark it changed (so the admin shows it unsynced)."""
     for field, value in values.items():
         setattr(row, field, value)
     row.updated_at = _now()
-    s.commit()
-    return row
 
 
 def _org_codes(s) -> set[str]:
@@ -100,26 +104,28 @@ def _with_preset(
         errors.setdefault("preset_goods_name", "默认开票需要预置销售单信息：商品名称、税收分类编码、税率")
 
 
-def create_qr_setting(sessions: sessionmaker, form: Mapping[str, Any]) -> QrSettingRow | dict[str, str]:
-    """新增 a 动态二维码设置 (with 默认开票's preset). Returns the row (a fresh key值) or ``{field: rule}``."""
-    with sessions() as s:
-        values, errors = check_qr_setting(form, _org_codes(s))
+def create_qr_setting(sessions: sessionmaker, form: Mapping[str, Any]) -> QrSettingRow | FieldErrors:
+    """新增 a 动态二维码设置 (with 默认开票's preset). Commits and returns the row (a fresh key值), or returns
+    ``FieldErrors`` with nothing written."""
+    with UnitOfWork(sessions) as uow:
+        values, errors = check_qr_setting(form, _org_codes(uow.session))
         _with_preset(form, values, errors, None, turning_on=True)
         if errors:
-            return errors
+            return FieldErrors(errors)
         row = QrSettingRow(key=new_key(), updated_at=_now(), **values)  # key值: assigned here, unguessable
-        s.add(row)
-        s.commit()
+        uow.session.add(row)
+        uow.commit("settings.qr-setting-created")
         return row
 
 
-def edit_qr_setting(sessions: sessionmaker, key: str, changes: Mapping[str, Any]) -> QrSettingRow | dict[str, str]:
+def edit_qr_setting(sessions: sessionmaker, key: str, changes: Mapping[str, Any]) -> QrSettingRow | FieldErrors:
     """Change a 动态二维码设置 (its key值 stays; 默认开票's preset as in ``create_qr_setting``). Commits and returns
-    the row (marked changed, so it shows as unsynced), or returns ``{field: rule}`` with nothing written."""
-    with sessions() as s:
+    the row (marked changed, so it shows as unsynced), or returns ``FieldErrors`` with nothing written."""
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
         row = s.scalar(select(QrSettingRow).where(QrSettingRow.key == key))
         if row is None:
-            return {"key": f"没有 key值 为 {key} 的动态二维码设置"}
+            return FieldErrors(key=f"没有 key值 为 {key} 的动态二维码设置")
         current = {
             "org_code": row.org_code,
             "scan_type": row.scan_type,
@@ -132,7 +138,11 @@ def edit_qr_setting(sessions: sessionmaker, key: str, changes: Mapping[str, Any]
         }
         values, errors = check_qr_setting({**current, **changes}, _org_codes(s))
         _with_preset(changes, values, errors, row.preset, turning_on=not row.default_issue)
-        return errors or _save(s, row, values)
+        if errors:
+            return FieldErrors(errors)
+        _apply(row, values)
+        uow.commit("settings.qr-setting-edited")
+        return row
 
 
 def list_qr_settings(sessions: sessionmaker) -> list[QrSettingRow]:
@@ -155,11 +165,13 @@ def list_business_systems(sessions: sessionmaker) -> list[BusinessSystemRow]:
         return list(s.scalars(select(BusinessSystemRow).order_by(BusinessSystemRow.id)))
 
 
-def generate_static(sessions: sessionmaker, org_code: str) -> StaticQrRow | dict[str, str]:
-    """生成二维码 for an organisation; generating again revokes the previous link."""
-    with sessions() as s:
+def generate_static(sessions: sessionmaker, org_code: str) -> StaticQrRow | FieldErrors:
+    """生成二维码 for an organisation; generating again revokes the previous link. Commits and returns the row, or
+    returns ``FieldErrors`` (an unknown org)."""
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
         if s.scalar(select(OrgRow).where(OrgRow.org_code == org_code)) is None:
-            return {"org_code": f"业务组织 {org_code} 不存在"}
+            return FieldErrors(org_code=f"业务组织 {org_code} 不存在")
         row = s.scalar(select(StaticQrRow).where(StaticQrRow.org_code == org_code))
         now = _now()
         if row is None:
@@ -170,7 +182,7 @@ def generate_static(sessions: sessionmaker, org_code: str) -> StaticQrRow | dict
         else:
             row.revoked_ids = [*row.revoked_ids, row.static_id]
             row.static_id, row.generated_at, row.updated_at = secrets.token_urlsafe(12), now, now
-        s.commit()
+        uow.commit("settings.static-generated")
         return row
 
 
@@ -217,9 +229,9 @@ def sync_records(sessions: sessionmaker) -> list[tuple[bytes, bytes | None]]:
 
 def record_sync(sessions: sessionmaker, items: int) -> None:
     """Note that ``items`` settings records were published to the settings topic now. Commits one row a call."""
-    with sessions() as s:
-        s.add(SettingsSyncRow(synced_at=_now(), items=items))
-        s.commit()
+    with UnitOfWork(sessions) as uow:
+        uow.session.add(SettingsSyncRow(synced_at=_now(), items=items))
+        uow.commit("settings.sync-recorded")
 
 
 def sync_status(sessions: sessionmaker) -> tuple[datetime | None, bool]:

@@ -112,6 +112,7 @@ def test_download_tokens():
 
 
 def test_resend_rate_limits(sessions, tmp_path):
+    from fapiao.errors import Refused
     from fapiao.services.scan import request_resend, scan_view
 
     link, ev = _accepted_and_submission(sessions, "D-7", "buyer@example.cn")
@@ -120,10 +121,14 @@ def test_resend_rate_limits(sessions, tmp_path):
     start = datetime.now(timezone.utc)
     first = request_resend(sessions, view, now=start)
     assert [o.event.reason for o in first] == ["resend"]
-    assert request_resend(sessions, view, now=start + timedelta(seconds=30)) == "操作太频繁，请一分钟后再试"
+    assert request_resend(sessions, view, now=start + timedelta(seconds=30)) == Refused(
+        "RESEND_TOO_SOON", "操作太频繁，请一分钟后再试"
+    )
     for i in range(1, 5):
         assert isinstance(request_resend(sessions, view, now=start + timedelta(minutes=2 * i)), list)
-    assert "上限" in request_resend(sessions, view, now=start + timedelta(minutes=20))
+    assert request_resend(sessions, view, now=start + timedelta(minutes=20)) == Refused(
+        "RESEND_DAILY_LIMIT", "今日重发次数已达上限，请明天再试"
+    )
     assert isinstance(request_resend(sessions, view, now=start + timedelta(days=1, minutes=1)), list)
     ids = {o.event.request_id for o in first}
     assert not ids & {o.event.request_id for o in request_resend(sessions, view, now=start + timedelta(days=3))}

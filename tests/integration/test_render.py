@@ -12,6 +12,7 @@ from fapiao.adapters.issuer import SandboxIssuer
 from fapiao.registry import worker_spec
 from fapiao.services.issue import handle_submission
 from fapiao.services.render import InvoiceNotRecorded, render_issued, render_one
+from fapiao.errors import Refused
 from fapiao.services.scan import request_resend, scan_view
 from schemas.events import DocumentRendered
 from tests.support.services import _accepted_and_submission
@@ -102,7 +103,9 @@ def test_resend_waits_for_the_documents(sessions, tmp_path):
     """重发 on the second-scan page: refused while the documents are being drawn (the render stage mails them
     then), new delivery requests once they exist."""
     link, issued = _issued(sessions, bill_no="RENDER-RESEND")
-    assert request_resend(sessions, scan_view(sessions, link.link_id)) == "发票文件生成中，生成后将自动发送"
+    assert request_resend(sessions, scan_view(sessions, link.link_id)) == Refused(
+        "DOCUMENTS_PENDING", "发票文件生成中，生成后将自动发送"
+    )
     render_one(sessions, DocumentStore(tmp_path / "docs"), issued)
     outcomes = request_resend(sessions, scan_view(sessions, link.link_id))
     assert [(o.stage, o.event.reason) for o in outcomes] == [("delivery.requested", "resend")]

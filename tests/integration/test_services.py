@@ -116,6 +116,8 @@ def test_issue_refused_over_monthly_limit(sessions, tmp_path):
 def test_submit_title_waits_for_the_merchant(sessions, tmp_path):
     from fapiao.adapters.db import QrSettingRow
     from fapiao.services.issue import approval_event, pending_orders
+    from fapiao.errors import Refused
+    from schemas.events import BuyerSubmitted
 
     link, ev = _accepted_and_submission(sessions, "WAIT-1")
     with sessions() as s:
@@ -128,10 +130,11 @@ def test_submit_title_waits_for_the_merchant(sessions, tmp_path):
     [(order, sub)] = pending_orders(sessions)
     assert order.bill_no == "WAIT-1" and sub.buyer["title"] == "某某公司"
     approved = approval_event(sessions, ev.order_key)
-    assert approved.merchant_approved and approved.buyer == ev.buyer
+    assert isinstance(approved, BuyerSubmitted) and approved.merchant_approved and approved.buyer == ev.buyer
     outs = handle_submission(sessions, issuer, approved)
     assert outs[0].stage == "invoices.issued" and pending_orders(sessions) == []
-    assert "不是待开票" in approval_event(sessions, ev.order_key)
+    refused = approval_event(sessions, ev.order_key)
+    assert isinstance(refused, Refused) and refused.code == "NOT_AWAITING_ISSUE" and "不是待开票" in refused.message
 
 
 def test_submit_title_waits_even_with_default_issue(sessions, tmp_path):
