@@ -38,7 +38,8 @@ class LagMonitor:
 
     def observe(self, snap: Snapshot, now: float | None = None) -> LagReport:
         now = time.time() if now is None else now
-        rows, by_group = [], defaultdict(list)
+        rows: list[PartitionLag] = []
+        by_group: dict[str, list[str]] = {}
         for p in snap.partitions:
             w = self.windows[(p.group, p.topic, p.partition)]
             w.append(Observation(now, p.committed, p.end))

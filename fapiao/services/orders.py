@@ -244,7 +244,7 @@ def _rejected_page(s: Session, seller, since, until, page, per_page) -> tuple[li
         q = q.where(OrderEventRow.occurred_at >= _day_start(since))
     if until:
         q = q.where(OrderEventRow.occurred_at < _day_start(until + timedelta(days=1)))
-    total = s.scalar(select(func.count()).select_from(q.subquery()))
+    total = s.scalar(select(func.count()).select_from(q.subquery())) or 0
     rows = s.scalars(
         q.order_by(OrderEventRow.occurred_at.desc(), OrderEventRow.id.desc())
         .offset((page - 1) * per_page)
@@ -271,14 +271,18 @@ def find_orders(sessions: sessionmaker, bill_no: str, seller: str | None = None,
         ]
 
 
+def _violations(rejection: OrderEventRow) -> list[dict]:
+    return (rejection.detail or {}).get("violations", [])
+
+
 def _detail(
     s: Session, o: OrderRow | None, rejections: list[OrderEventRow], seller: str, bill_no: str, minter
 ) -> OrderDetail:
     steps = [
-        Step("rejected", r.occurred_at, " ".join(f"{v['code']} {v['message']}" for v in r.detail["violations"]))
+        Step("rejected", r.occurred_at, " ".join(f"{v['code']} {v['message']}" for v in _violations(r)))
         for r in rejections
     ]
-    rej = [{"at": r.occurred_at.isoformat(), "violations": r.detail["violations"]} for r in rejections]
+    rej = [{"at": r.occurred_at.isoformat(), "violations": _violations(r)} for r in rejections]
     if o is None:
         summary = OrderSummary(seller, bill_no, "rejected", None, None, rejections[-1].occurred_at)
         return OrderDetail(summary, None, None, rejections=rej, timeline=steps)

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, Update, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,6 +40,7 @@ from fapiao.topics import order_key
 from schemas.events import BuyerType, Invoice, InvoiceFailed, InvoiceIssued
 from schemas.reversals import ReversalCancelled, ReversalConfirmed, ReversalLine, ReversalRequested
 
+ZERO = Decimal("0")
 REPUBLISH_AFTER = timedelta(minutes=2)  # a confirmed one with no red invoice by then: its event is sent again
 
 
@@ -62,8 +65,13 @@ class ReversalResult:
 
 
 def _order_key(s: Session, order_id: int) -> str:
-    o = s.get(OrderRow, order_id)
+    o = s.get_one(OrderRow, order_id)
     return order_key(o.seller_tax_id, o.bill_no).decode()
+
+
+def _moved(s: Session, stmt: Update) -> int:
+    """Run a conditional UPDATE; how many rows it changed (0: someone else changed them first)."""
+    return cast(CursorResult, s.execute(stmt)).rowcount
 
 
 def _requested(conf: RedConfirmationRow, key: str) -> Outcome:
@@ -175,11 +183,12 @@ def _try_request(s: Session, ask: ReversalAsk, now: datetime) -> RedConfirmation
     taken = plan(blue, ask.reason, ask.lines, _taken_before(s, blue_row.id))
     amount, tax, with_tax = totals(taken)
     before = blue_row.reversed_with_tax
-    moved = s.execute(
+    moved = _moved(
+        s,
         update(InvoiceRow)
         .where(InvoiceRow.id == blue_row.id, InvoiceRow.reversed_with_tax == before)
-        .values(reversed_with_tax=before + with_tax)
-    ).rowcount
+        .values(reversed_with_tax=before + with_tax),
+    )
     if moved != 1:
         raise _Conflict()
     confirmed = ask.confirmed or _needs_no_confirmation(blue)
@@ -264,11 +273,12 @@ def confirm_reversal(
                 f"红字确认单 {confirmation_id} 已作废（超过72小时未确认或已撤销），请重新申请",
                 "confirmation_id",
             )
-        moved = s.execute(
+        moved = _moved(
+            s,
             update(RedConfirmationRow)
             .where(RedConfirmationRow.id == conf.id, RedConfirmationRow.status == "pending")
-            .values(status="confirmed", confirmed_at=now)
-        ).rowcount
+            .values(status="confirmed", confirmed_at=now),
+        )
         uow.commit("reversal.confirmed")
         if moved != 1:
             return confirm_reversal(sessions, seller, confirmation_id, now)
@@ -279,11 +289,12 @@ def confirm_reversal(
 def _cancel(s: Session, conf: RedConfirmationRow, now: datetime) -> bool:
     """Void a 待确认 confirmation and free what it held of the blue invoice (not committed yet); False when it
     was no longer pending."""
-    moved = s.execute(
+    moved = _moved(
+        s,
         update(RedConfirmationRow)
         .where(RedConfirmationRow.id == conf.id, RedConfirmationRow.status == "pending")
-        .values(status="cancelled", cancelled_at=now)
-    ).rowcount
+        .values(status="cancelled", cancelled_at=now),
+    )
     if moved != 1:
         return False
     s.execute(
@@ -386,7 +397,7 @@ def _fully_reversed(s: Session, blue: InvoiceRow) -> bool:
     reds = s.scalars(
         select(InvoiceRow.total_with_tax).where(InvoiceRow.red_of == blue.number, InvoiceRow.status == "issued")
     ).all()
-    return sum(reds) + blue.total_with_tax == 0
+    return sum((r for r in reds if r is not None), ZERO) + (blue.total_with_tax or ZERO) == 0
 
 
 def issue_red(

@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
@@ -99,8 +99,8 @@ def obtain_order(
             if row.total_amount != amount:
                 return Obtained(error=f"订单金额（¥{row.total_amount}）与填写的金额（¥{amount}）不一致")
             return Obtained(link=minter.url(row.link_id, row.link_expires_at))
-        if not setting.query_url and offers_preset(setting):  # 默认开票: the order is built from the preset
-            return _preset_order(s, minter, setting, bill_no, amount, kind, now)
+        if not setting.query_url and offers_preset(setting) and setting.preset:  # 默认开票: built from the preset
+            return _preset_order(s, minter, setting, setting.preset, bill_no, amount, kind, now)
         if not setting.query_url:
             return Obtained(error="未找到该订单，且商家未配置订单查询接口，请联系商家")
         try:
@@ -159,7 +159,7 @@ def _check_and_store(
         setting.org.org_code, setting.org.seller_name, seller, setting.org.address_tel, setting.org.bank_account
     )
     ctx = PushContext(
-        system=BusinessSystemView(bill.businessSystemCode, "", True),
+        system=BusinessSystemView(bill.businessSystemCode or "", "", True),  # its code is not checked here
         setting=QrSettingView(
             key=setting.key or "", org=org, kinds=frozenset(setting.kinds), validity_days=setting.validity_days or 1
         ),
@@ -170,7 +170,7 @@ def _check_and_store(
         return Obtained(error=problem + "；".join(f"{v.code} {v.message}" for v in result))
     if result.total_amount != amount:
         return Obtained(error=f"订单金额（¥{result.total_amount}）与二维码金额（¥{amount}）不一致，请联系商家")
-    key = (result.seller_tax_id, bill.billNo)
+    key = (result.seller_tax_id, result.bill_no)  # keyed as ingest keys it: the bill number as checked
     row = store_orders(s, {key: (result, content_hash(result), setting.key, setting.validity_days or 1)}, now)[key]
     if row.content_hash != content_hash(result):
         return Obtained(error="该订单号已用于另一笔金额或商品，请联系商家")
@@ -210,29 +210,37 @@ def obtain_preset_order(
     the one-line sales order from the preset, check it with the push rules, store it once (the same nonce gives
     the same order). Returns the order's own link, or why not."""
     now = now or datetime.now(timezone.utc)
-    if not offers_preset(setting):
+    preset = setting.preset
+    if not offers_preset(setting) or not preset:
         return Obtained(error="该二维码未设置默认开票，请联系商家")
     if kind not in setting.kinds:
         return Obtained(error="请选择商家支持的发票种类")
     amount = parse_decimal(amount_text.strip()) if amount_text.strip().isascii() else None
-    problem = amount_problem(setting.preset, amount)
-    if problem:
+    problem = amount_problem(preset, amount)
+    if problem or amount is None:  # no amount is always a problem
         return Obtained(error=problem)
     bill_no = preset_bill_no(minter.secret, nonce, now)
     if bill_no is None:
         return Obtained(error="页面已失效，请重新扫码")
     with sessions() as s:
-        return _preset_order(s, minter, setting, bill_no, amount, kind, now)
+        return _preset_order(s, minter, setting, preset, bill_no, amount, kind, now)
 
 
 def _preset_order(
-    s, minter: LinkMinter, setting: SettingsRecord, bill_no: str, amount: Decimal, kind: str, now: datetime
+    s,
+    minter: LinkMinter,
+    setting: SettingsRecord,
+    preset: Mapping[str, Any],
+    bill_no: str,
+    amount: Decimal,
+    kind: str,
+    now: datetime,
 ) -> Obtained:
-    problem = amount_problem(setting.preset, amount)
+    problem = amount_problem(preset, amount)
     if problem:
         return Obtained(error=problem)
     doc = preset_bill(
-        setting.preset,
+        preset,
         bill_no=bill_no,
         bill_date=now.date().isoformat(),
         amount=amount,
