@@ -17,8 +17,7 @@ from fapiao.adapters.uow import UnitOfWork
 from fapiao.domain.buyer import check_buyer
 from fapiao.domain.order_rules import key_tax_id_warning
 from fapiao.errors import FieldErrors, Refused
-from fapiao.services import stable_id
-from fapiao.services import Outcome
+from fapiao.services import Outcome, stable_id
 from fapiao.services.issue import delivery_requests, submission_row
 from fapiao.topics import order_key
 from schemas.events import BuyerSubmitted, DeliveryRequested, Invoice, Order
