@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from functools import cached_property
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import click
 
@@ -46,8 +46,9 @@ class AppContext:
         finally:
             p.close()
 
-    def publish(self, topic: str, messages: list[tuple[bytes | None, bytes]]) -> int:
-        """Send ``(key, value)`` pairs to ``topic`` and wait until the broker has them all."""
+    def publish(self, topic: str, messages: Sequence[tuple[bytes | None, bytes | None]]) -> int:
+        """Send ``(key, value)`` pairs to ``topic`` and wait until the broker has them all (a None value is a
+        tombstone: on a compacted topic it removes the key)."""
         with self.producer() as p:
             for key, value in messages:
                 p.send(topic, key=key, value=value)

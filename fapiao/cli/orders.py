@@ -54,7 +54,8 @@ def wait_for_answers(s, keys: list[str], reader, timeout: float) -> dict[str, ob
 
     from schemas.events import OrderAccepted, OrderRejected
 
-    wanted, answers = set(keys), {}
+    wanted = set(keys)
+    answers: dict[str, object] = {}
     deadline = time.monotonic() + timeout
     while wanted - answers.keys() and time.monotonic() < deadline:
         for r in reader.poll():

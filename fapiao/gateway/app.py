@@ -340,7 +340,7 @@ async def static_qr_image(request: web.Request) -> web.Response:
     return qr_response(f"{request.app[SETTINGS].base_url}/s/{static_id}", request.match_info["fmt"])
 
 
-async def document(request: web.Request) -> web.Response:
+async def document(request: web.Request) -> web.StreamResponse:
     found, error = await _view(request)
     if error:
         return error
@@ -359,7 +359,7 @@ async def document(request: web.Request) -> web.Response:
     return web.FileResponse(path, headers=headers)
 
 
-async def download(request: web.Request) -> web.Response:
+async def download(request: web.Request) -> web.StreamResponse:
     """A signed, expiring download link from an e-mail or SMS: the invoice PDF."""
     secret = request.app[SETTINGS].link_secret.get_secret_value().encode()
     try:
@@ -396,14 +396,14 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:  # any failure means not ready; say why in the log
         log.warning("readyz: database not reachable: %s", exc)
     if PRODUCER in app and SETTINGS_CACHE in app:
-        cluster = app[PRODUCER].client.cluster  # type: ignore[attr-defined]
+        cluster = app[PRODUCER].client.cluster
         checks["broker"] = bool(cluster.brokers()) and app[SETTINGS].topics["buyer.submitted"] in cluster.topics()
         try:
-            checks["settings"] = await asyncio.wait_for(app[SETTINGS_CACHE].loaded(), 5)  # type: ignore[attr-defined]
+            checks["settings"] = await asyncio.wait_for(app[SETTINGS_CACHE].loaded(), 5)
         except Exception as exc:
             log.warning("readyz: settings cache not readable: %s", exc)
     ready = all(checks.values())
-    cache = {"settings_cache": app[SETTINGS_CACHE].stats()} if SETTINGS_CACHE in app else {}  # type: ignore[attr-defined]
+    cache = {"settings_cache": app[SETTINGS_CACHE].stats()} if SETTINGS_CACHE in app else {}
     return web.json_response({"ready": ready, **checks, **cache}, status=200 if ready else 503)
 
 

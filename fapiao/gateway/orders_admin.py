@@ -8,6 +8,7 @@ import asyncio
 import json
 import uuid
 from datetime import date
+from typing import Any, NoReturn
 
 from aiohttp import web
 
@@ -18,7 +19,7 @@ from fapiao.gateway.rendering import message, render
 from fapiao.errors import FieldErrors
 from fapiao.services import Outcome
 from fapiao.services.ingest import LinkMinter
-from fapiao.services.orders import ORDER_STATES, blue_lines, find_orders, list_orders
+from fapiao.services.orders import ORDER_STATES, OrderSummary, blue_lines, find_orders, list_orders
 from fapiao.services.reissue import reissue_event
 from fapiao.services.report import BadMonth, as_csv, as_json, month_report
 from fapiao.services.reversal import ReversalAsk, confirm_reversal, request_reversal, withdraw_reversal
@@ -46,8 +47,10 @@ async def _publish(request: web.Request, outcomes: list[Outcome]) -> None:
         await producer.send_and_wait(topics[o.stage], key=o.key, value=o.event.model_dump_json().encode())
 
 
-def _filters(request: web.Request) -> tuple[dict, dict[str, str]]:
-    q, errors, out = request.query, {}, {}
+def _filters(request: web.Request) -> tuple[dict[str, Any], dict[str, str]]:
+    q = request.query
+    errors: dict[str, str] = {}
+    out: dict[str, Any] = {}
     status = q.get("status") or None
     if status and status not in ORDER_STATES:
         errors["status"] = f"只能是 {', '.join(ORDER_STATES)} 之一"
@@ -69,7 +72,8 @@ def _filters(request: web.Request) -> tuple[dict, dict[str, str]]:
 
 async def orders_page(request: web.Request) -> web.Response:
     filters, errors = _filters(request)
-    rows, total = [], 0
+    rows: list[OrderSummary] = []
+    total = 0
     if not errors:
         rows, total = await asyncio.to_thread(list_orders, _sessions(request), per_page=PER_PAGE, **filters)
     pages = max(1, -(-total // PER_PAGE))
@@ -141,7 +145,7 @@ async def order_api(request: web.Request) -> web.Response:
     return web.json_response(d.as_json(), dumps=lambda x: json.dumps(x, ensure_ascii=False))
 
 
-def _back(request: web.Request, done: str):
+def _back(request: web.Request, done: str) -> NoReturn:
     """Back to the order's page (POST-redirect-GET), saying what was done."""
     from urllib.parse import quote
 
