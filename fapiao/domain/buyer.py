@@ -8,6 +8,7 @@ from typing import Callable, Mapping
 
 from email_validator import EmailNotValidError, validate_email
 
+from fapiao.errors import FieldErrors
 from fapiao.domain.taxid import buyer_id_problem, normalise
 from fapiao.domain.text import text_problem
 from schemas.events import Buyer, BuyerType, InvoiceKind
@@ -32,8 +33,8 @@ _Errors = dict[str, str]
 _Get = Callable[[str], str]
 
 
-def check_buyer(form: Mapping[str, str], kind: InvoiceKind) -> Buyer | dict[str, str]:
-    """A ``Buyer`` from the submitted form, or ``{field: message}`` for every problem. Pure; raises nothing for bad
+def check_buyer(form: Mapping[str, str], kind: InvoiceKind) -> Buyer | FieldErrors:
+    """A ``Buyer`` from the submitted form, or ``FieldErrors`` (``{field: message}``) for every problem. Pure; raises nothing for bad
     input."""
     errors = _text_errors(form)
     get = _reader(form, errors)
@@ -43,7 +44,7 @@ def check_buyer(form: Mapping[str, str], kind: InvoiceKind) -> Buyer | dict[str,
     address_tel, bank_account = _check_address_bank(errors, get, kind)
     email, phone = _check_contact(errors, get)
     if errors:
-        return errors
+        return FieldErrors(errors)
     return Buyer(
         buyer_type=buyer_type,
         title=title,

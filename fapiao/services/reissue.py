@@ -70,8 +70,8 @@ def reissue_event(
         order, blue = _reissuable(uow.session, seller, bill_no, lock=True)
         kind = Order.model_validate(order.order).invoice_kind
         buyer = check_buyer(form, kind)
-        if isinstance(buyer, dict):
-            return FieldErrors(buyer)
+        if isinstance(buyer, FieldErrors):
+            return buyer
         order.generation = blue.generation + 1  # set, not added: asking again re-issues the same generation
         uow.commit("reissue.generation-advanced")
         key = order_key(seller, bill_no).decode()

@@ -99,8 +99,8 @@ def scan_view(sessions: sessionmaker, link_id: str) -> ScanView | None:
 def submission_event(view: ScanView, form: Mapping[str, str]) -> BuyerSubmitted | FieldErrors:
     """The buyer.submitted event for a valid form, or the errors by field. The kind is the pushed one."""
     result = check_buyer(form, view.order.invoice_kind)
-    if isinstance(result, dict):
-        return FieldErrors(result)
+    if isinstance(result, FieldErrors):
+        return result
     digest = hashlib.sha256(json.dumps(result.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
     submission_id = stable_id("submitted", view.order_key, digest)
     return BuyerSubmitted(
