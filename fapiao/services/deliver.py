@@ -26,17 +26,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol, cast
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from fapiao.adapters.db import DeliveryRow, InvoiceRow, OrderRow
 from fapiao.adapters.uow import insert_once
-from fapiao.adapters.mail import PermanentDeliveryError
+from fapiao.adapters.mail import Attachment, OutgoingMail, PermanentDeliveryError, mime_message
 from fapiao.domain.backoff import RetryPolicy
 from fapiao.domain.links import make_download_token
 from fapiao.errors import Transient
@@ -51,7 +51,7 @@ WAITING = ("queued", "sending")
 
 
 class Mailer(Protocol):
-    def send(self, msg: EmailMessage) -> None: ...
+    def send(self, msg: OutgoingMail) -> None: ...
 
 
 class SmsSender(Protocol):
@@ -74,22 +74,27 @@ class DeliveryConfig:
 
 def compose_email(
     invoice: Invoice, documents: dict[str, str], to: str, cfg: DeliveryConfig, request_id: str, link: str
-) -> EmailMessage:
-    msg = EmailMessage()
-    msg["Subject"] = cfg.templates.render("email_subject", invoice, link).strip()
-    msg["From"] = cfg.sender
-    msg["To"] = to
-    # Stable per request: a message re-sent after a crash mid-send carries the same id, so mail clients merge it.
-    msg["Message-ID"] = f"<{request_id}@fapiao>"
-    msg["X-Fapiao-Request-Id"] = request_id
-    msg.set_content(cfg.templates.render("email_body", invoice, link))
-    for fmt, mime in (("pdf", ("application", "pdf")), ("json", ("application", "json"))):
+) -> OutgoingMail:
+    """The invoice's e-mail: the merchant's subject and text with the download link, the PDF and the JSON attached
+    (those on disk), written out once as the bytes to send (``mime_message``)."""
+    attachments = []
+    for fmt, mime in (("pdf", "application/pdf"), ("json", "application/json")):
         path = documents.get(fmt)
-        if path and Path(path).exists():
-            msg.add_attachment(
-                Path(path).read_bytes(), maintype=mime[0], subtype=mime[1], filename=f"{invoice.number}.{fmt}"
-            )
-    return msg
+        if path:
+            try:
+                data = Path(path).read_bytes()
+            except FileNotFoundError:
+                continue
+            attachments.append(Attachment(f"{invoice.number}.{fmt}", mime, data))
+    return mime_message(
+        sender=cfg.sender,
+        to=to,
+        subject=cfg.templates.render("email_subject", invoice, link).strip(),
+        text=cfg.templates.render("email_body", invoice, link),
+        attachments=attachments,
+        # Stable per request: a message re-sent after a crash mid-send carries the same id, so mail clients merge it.
+        headers=[("Message-ID", f"<{request_id}@fapiao>"), ("X-Fapiao-Request-Id", request_id)],
+    )
 
 
 def deliver(
@@ -211,24 +216,33 @@ def _due_clause(now: datetime, lease: timedelta):
 
 def _claim(s: Session, row: DeliveryRow, now: datetime, lease: timedelta) -> bool:
     """Take the row for one attempt if nobody changed it since it was read; True if we got it."""
+    changes = {
+        "status": "sending",
+        "attempts": row.attempts + 1,
+        "next_attempt_at": now + lease,
+        "created_at": row.created_at or row.updated_at,
+        "updated_at": now,
+    }
     result = cast(
         CursorResult,
         s.execute(
             update(DeliveryRow)
             .where(DeliveryRow.id == row.id, DeliveryRow.status == row.status, DeliveryRow.attempts == row.attempts)
-            .values(
-                status="sending",
-                attempts=row.attempts + 1,
-                next_attempt_at=now + lease,
-                created_at=row.created_at or row.updated_at,
-                updated_at=now,
-            )
+            .values(changes)
+            .execution_options(synchronize_session=False)
         ),
     )
     claimed = result.rowcount == 1
     s.commit()
-    s.refresh(row)
+    if claimed:  # the row is as we wrote it: no need to read it back
+        _written(row, changes)
     return claimed
+
+
+def _written(row: DeliveryRow, changes: dict) -> None:
+    """Set what an UPDATE of ours just committed on the loaded row, as loaded values (nothing left to flush)."""
+    for key, value in changes.items():
+        set_committed_value(row, key, value)
 
 
 def _attempt(
@@ -299,13 +313,26 @@ def _end(
         still = DeliveryRow.status != "sent"
     else:
         still = and_(DeliveryRow.status == "sending", DeliveryRow.attempts == row.attempts)
-    s.execute(
-        update(DeliveryRow)
-        .where(DeliveryRow.id == row.id, still)
-        .values(status=status, error=error[:500] if error else None, next_attempt_at=next_attempt_at, updated_at=now)
+    changes = {
+        "status": status,
+        "error": error[:500] if error else None,
+        "next_attempt_at": next_attempt_at,
+        "updated_at": now,
+    }
+    result = cast(
+        CursorResult,
+        s.execute(
+            update(DeliveryRow)
+            .where(DeliveryRow.id == row.id, still)
+            .values(changes)
+            .execution_options(synchronize_session=False)
+        ),
     )
     s.commit()
-    s.refresh(row)
+    if result.rowcount == 1:
+        _written(row, changes)
+    else:  # sent already, or taken over after our lease: report the row as it stands
+        s.refresh(row)
     return [_completed(row, order_key)] if row.status in FINAL else []
 
 
