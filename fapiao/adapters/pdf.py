@@ -156,7 +156,7 @@ class _Page:
         """The QR code as filled squares (2 modules of quiet zone inside ``size``), one path, black. The path is
         written in module units under one scaling transform (a run of dark modules in a row is one ``re``), as
         literal PDF operators: building it through ReportLab's path object cost more than the rest of the page."""
-        code = segno.make(data, error="m", mask=QR_MASK)
+        code = segno.make(data, error="m", mask=QR_MASK, micro=False)
         border = 2
         n = code.symbol_size(border=border)[0]
         unit = size / n * mm
