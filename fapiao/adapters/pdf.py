@@ -13,6 +13,7 @@ The QR code is drawn as vector squares, so it stays sharp at any zoom.
 from __future__ import annotations
 
 import io
+import zlib
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
@@ -52,8 +53,32 @@ def cjk_font() -> TTFont:
     glyf = _Slices(memoryview(face._ttf_data), *face.get_table_pos("glyf"))
     get_table = face.get_table
     face.get_table = lambda tag: glyf if tag == "glyf" else get_table(tag)
+    # The subset's outlines (~32 KB) were a quarter of a document's time in zlib at its default level 6; level 1
+    # takes 0.41 ms instead of 0.73 for ~4% more bytes. Only this font's stream: ReportLab's own filter stays.
+    add_subset = face.addSubsetObjects
+
+    def add_subset_fast(doc, fontname, subset):
+        ref = add_subset(doc, fontname, subset)
+        stream = doc.idToObject.get(f"fontFile:{face.filename}({fontname})")
+        if stream is not None and stream.filters:
+            stream.filters = [_FAST_FLATE]
+        return ref
+
+    face.addSubsetObjects = add_subset_fast
     pdfmetrics.registerFont(font)
     return font
+
+
+class _FastFlate:
+    """A FlateDecode stream filter at zlib level 1 (ReportLab's ``PDFZCompress`` uses the default, 6)."""
+
+    pdfname = "FlateDecode"
+
+    def encode(self, data: bytes | str) -> bytes:
+        return zlib.compress(data.encode("utf-8") if isinstance(data, str) else data, 1)
+
+
+_FAST_FLATE = _FastFlate()
 
 
 class _Slices:
