@@ -1,5 +1,7 @@
 """order_ingest: orders.pushed -> orders.accepted (QR link minted) | orders.rejected | dead letter."""
 
+import gc
+
 from fapiao.domain.intake_limits import IntakeLimits
 from fapiao.services.ingest import ingest_push, ingest_pushes
 from fapiao.services.merchants import ContextCache
@@ -18,6 +20,14 @@ def register(app, settings, deps) -> Runtime:
         max_bill_bytes=settings.intake_max_bill_bytes,
         max_field_chars=settings.intake_max_field_chars,
     )
+
+    @app.task
+    async def freeze_startup_objects() -> None:
+        """The ~160k objects of the started worker (modules, Faust, SQLAlchemy, pydantic) live as long as the
+        process; left in the collector's oldest generation, every full collection walked them all: 70-100 ms in
+        which no order moved, the p99 of a paced run (docs/benchmarks.md). Frozen, a full collection takes ~3 ms."""
+        gc.freeze()
+
     rt.agent(
         "order-ingest",
         parse_push,
