@@ -7,11 +7,14 @@ never wait for a document to be drawn; it scales by running more render processe
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 from sqlalchemy import select
 from sqlalchemy.orm import sessionmaker
 
 from fapiao.adapters.db import InvoiceRow
 from fapiao.adapters.documents import FORMATS, DocumentStore
+from fapiao.adapters.uow import UnitOfWork
 from fapiao.services import Outcome, stable_id
 from fapiao.services.issue import delivery_requests
 from schemas.events import DocumentRendered, Invoice, InvoiceIssued
@@ -21,8 +24,9 @@ class InvoiceNotRecorded(LookupError):
     """An ``invoices.issued`` event names an invoice the database does not hold (dead-lettered, not retried)."""
 
 
-def _recorded(documents: dict | None) -> bool:
-    return bool(documents) and all(fmt in documents for fmt in FORMATS)
+def _recorded(documents: dict | None) -> TypeGuard[dict]:
+    """All the formats' documents are recorded (and so ``documents`` is a dict)."""
+    return documents is not None and all(fmt in documents for fmt in FORMATS)
 
 
 def _outcomes(invoice: Invoice, order_key: str, documents: dict[str, str]) -> list[Outcome]:
@@ -45,8 +49,8 @@ def render_issued(sessions: sessionmaker, store: DocumentStore, events: list[Inv
     not drawn again, and a redelivered event re-emits the same event ids. Raises ``InvoiceNotRecorded`` when an
     event's invoice is not in the database (the caller dead-letters it)."""
     numbers = [ev.invoice.number for ev in events]
-    with sessions() as s:
-        rows = {r.number: r for r in s.scalars(select(InvoiceRow).where(InvoiceRow.number.in_(numbers)))}
+    with UnitOfWork(sessions) as uow:
+        rows = {r.number: r for r in uow.session.scalars(select(InvoiceRow).where(InvoiceRow.number.in_(numbers)))}
         results = []
         for ev in events:
             row = rows.get(ev.invoice.number)
@@ -58,7 +62,7 @@ def render_issued(sessions: sessionmaker, store: DocumentStore, events: list[Inv
                 documents = store.existing(invoice) or store.save(invoice)
                 row.documents = documents
             results.append(_outcomes(invoice, ev.order_key, documents))
-        s.commit()
+        uow.commit("render.documents-recorded")
     return results
 
 
