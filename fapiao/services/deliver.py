@@ -35,8 +35,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
 
 from fapiao.adapters.db import DeliveryRow, InvoiceRow, OrderRow
-from fapiao.adapters.uow import insert_once
 from fapiao.adapters.mail import Attachment, OutgoingMail, PermanentDeliveryError, mime_message
+from fapiao.adapters.uow import UnitOfWork
 from fapiao.domain.backoff import RetryPolicy
 from fapiao.domain.links import make_download_token
 from fapiao.errors import Transient
@@ -109,17 +109,27 @@ def deliver(
     """Handle one ``delivery.requested``: record it once, then send it unless it is final, being sent, or waiting
     for a retry that is not due. Returns ``delivery.completed`` when the request is (or already was) sent or
     failed; nothing while it waits for a retry, which is committed to the ledger before this returns.
-    Idempotent per request id; raises only database errors (the row is then retried after its lease)."""
+    Idempotent per request id; raises only database errors (the row is then retried after its lease).
+
+    Two commits per message: the claim before the message goes out, the result after."""
     now = now or _utcnow()
-    with sessions() as s:
-        row = _record(s, ev, now, cfg.retry.lease)
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
+        row = uow.insert_once(_new_row(ev, now, cfg.retry.lease), point="deliver.request-claimed")
         if row is None:  # recorded before: a redelivery, a re-send queued by the gateway, a racing consumer
-            row = s.scalar(select(DeliveryRow).where(DeliveryRow.request_id == ev.request_id))
+            row = s.scalars(select(DeliveryRow).where(DeliveryRow.request_id == ev.request_id)).one()
             if row.status in FINAL:
                 return [_completed(row, ev.order_key)]
-            if not _due(row, now) or not _claim(s, row, now, cfg.retry.lease):
+            if not _due(row, now):
                 return []  # being sent, or waiting: the retry timer owns it now
-        return _attempt(s, row, mailer, sms, cfg, now, ev.order_key)
+            claim = _claim(s, row, now, cfg.retry.lease)
+            uow.commit("deliver.redelivery-claimed")
+            if claim is None:
+                return []  # taken by another claimant meanwhile
+            _written(row, claim)
+        result = _attempt(s, row, mailer, sms, cfg, now)
+        uow.commit("deliver.attempt-recorded")
+        return _settle(s, row, result, ev.order_key)
 
 
 def deliver_batch(
@@ -158,7 +168,8 @@ def retry_due(
     failure, so a server still down is probed with one message per round, not all of them. Returns
     ``delivery.completed`` for what ended; safe to run in many workers at once (each row is claimed)."""
     outcomes: list[Outcome] = []
-    with sessions() as s, _connection(mailer) as conn:
+    with UnitOfWork(sessions) as uow, _connection(mailer) as conn:
+        s = uow.session
         at = now or _utcnow()
         due = s.scalars(
             select(DeliveryRow)
@@ -168,9 +179,15 @@ def retry_due(
         ).all()
         for row in due:
             at = now or _utcnow()
-            if not _claim(s, row, at, cfg.retry.lease):
+            claim = _claim(s, row, at, cfg.retry.lease)
+            uow.commit("deliver.retry-claimed")
+            if claim is None:
                 continue
-            outcomes += _attempt(s, row, conn, sms, cfg, at, _order_key(s, row.invoice_number))
+            _written(row, claim)
+            order_key = _order_key(s, row.invoice_number)
+            result = _attempt(s, row, conn, sms, cfg, at)
+            uow.commit("deliver.retry-recorded")
+            outcomes += _settle(s, row, result, order_key)
             if row.status == "queued":  # failed again: the server is probably still away
                 break
     return outcomes
@@ -180,9 +197,9 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _record(s: Session, ev: DeliveryRequested, now: datetime, lease: timedelta) -> DeliveryRow | None:
-    """Insert the request's row, claimed by us (``sending``); ``None`` if it was already there."""
-    row = DeliveryRow(
+def _new_row(ev: DeliveryRequested, now: datetime, lease: timedelta) -> DeliveryRow:
+    """The request's row, claimed by us (``sending``), to insert once."""
+    return DeliveryRow(
         request_id=ev.request_id,
         invoice_number=ev.invoice_number,
         channel=ev.channel.value,
@@ -194,7 +211,6 @@ def _record(s: Session, ev: DeliveryRequested, now: datetime, lease: timedelta) 
         created_at=now,
         updated_at=now,
     )
-    return insert_once(s, row)
 
 
 def _due(row: DeliveryRow, now: datetime) -> bool:
@@ -214,8 +230,9 @@ def _due_clause(now: datetime, lease: timedelta):
     )
 
 
-def _claim(s: Session, row: DeliveryRow, now: datetime, lease: timedelta) -> bool:
-    """Take the row for one attempt if nobody changed it since it was read; True if we got it."""
+def _claim(s: Session, row: DeliveryRow, now: datetime, lease: timedelta) -> dict | None:
+    """Take the row for one attempt if nobody changed it since it was read. Returns the changes if we got it, to
+    set on the row (``_written``) once the caller has committed them; ``None`` if someone else has it."""
     changes = {
         "status": "sending",
         "attempts": row.attempts + 1,
@@ -232,15 +249,12 @@ def _claim(s: Session, row: DeliveryRow, now: datetime, lease: timedelta) -> boo
             .execution_options(synchronize_session=False)
         ),
     )
-    claimed = result.rowcount == 1
-    s.commit()
-    if claimed:  # the row is as we wrote it: no need to read it back
-        _written(row, changes)
-    return claimed
+    return changes if result.rowcount == 1 else None
 
 
 def _written(row: DeliveryRow, changes: dict) -> None:
-    """Set what an UPDATE of ours just committed on the loaded row, as loaded values (nothing left to flush)."""
+    """Set what an UPDATE of ours just committed on the loaded row, as loaded values (nothing left to flush): the
+    row is as we wrote it, no need to read it back."""
     for key, value in changes.items():
         set_committed_value(row, key, value)
 
@@ -252,9 +266,8 @@ def _attempt(
     sms: SmsSender | None,
     cfg: DeliveryConfig,
     now: datetime,
-    order_key: str,
-) -> list[Outcome]:
-    """One try of a row we hold; records and returns what came of it."""
+) -> _Result:
+    """One try of a row we hold; writes what came of it, for the caller to commit and then ``_settle``."""
     inv_row = s.scalar(select(InvoiceRow).where(InvoiceRow.number == row.invoice_number))
     try:
         _send(row, inv_row, mailer, sms, cfg, now)
@@ -267,15 +280,14 @@ def _attempt(
                 "failed",
                 f"{cfg.retry.gave_up(row.attempts, row.created_at or now, now)}; last error: {exc}",
                 now,
-                order_key,
             )
-        return _end(s, row, "queued", str(exc), now, order_key, next_attempt_at=when)
+        return _end(s, row, "queued", str(exc), now, next_attempt_at=when)
     except PermanentDeliveryError as exc:
-        return _end(s, row, "failed", str(exc), now, order_key)
+        return _end(s, row, "failed", str(exc), now)
     except Exception as exc:  # the request cannot be carried out as asked: bad data or a bug, not an outage
         log.exception("delivery %s cannot be sent", row.request_id)
-        return _end(s, row, "failed", f"{type(exc).__name__}: {exc}", now, order_key)
-    return _end(s, row, "sent", None, now, order_key)
+        return _end(s, row, "failed", f"{type(exc).__name__}: {exc}", now)
+    return _end(s, row, "sent", None, now)
 
 
 def _send(
@@ -304,11 +316,11 @@ def _end(
     status: str,
     error: str | None,
     now: datetime,
-    order_key: str,
     next_attempt_at: datetime | None = None,
-) -> list[Outcome]:
-    """Record the attempt's result. A message that went out is recorded as sent whatever happened meanwhile; any
-    other result only while the row is still ours (not taken over after our lease ran out)."""
+) -> _Result:
+    """Write the attempt's result (the caller commits it). A message that went out is recorded as sent whatever
+    happened meanwhile; any other result only while the row is still ours (not taken over after our lease ran
+    out)."""
     if status == "sent":
         still = DeliveryRow.status != "sent"
     else:
@@ -328,9 +340,21 @@ def _end(
             .execution_options(synchronize_session=False)
         ),
     )
-    s.commit()
-    if result.rowcount == 1:
-        _written(row, changes)
+    return _Result(changes, result.rowcount == 1)
+
+
+@dataclass(frozen=True)
+class _Result:
+    """An attempt's result as ``_end`` wrote it: the changes, and whether they landed (the row was still ours)."""
+
+    changes: dict
+    written: bool
+
+
+def _settle(s: Session, row: DeliveryRow, result: _Result, order_key: str) -> list[Outcome]:
+    """After the result is committed: the row as it now stands, and ``delivery.completed`` if it is final."""
+    if result.written:
+        _written(row, result.changes)
     else:  # sent already, or taken over after our lease: report the row as it stands
         s.refresh(row)
     return [_completed(row, order_key)] if row.status in FINAL else []
@@ -408,7 +432,8 @@ def retry_now(
     ``FAPIAO_DELIVERY_RETRY_INTERVAL``. Returns the request ids made due; idempotent."""
     now = now or _utcnow()
     states = ("queued",) + (("failed",) if include_failed else ())
-    with sessions() as s:
+    with UnitOfWork(sessions) as uow:
+        s = uow.session
         query = select(DeliveryRow.request_id).where(DeliveryRow.status.in_(states))
         if request_ids is not None:
             query = query.where(DeliveryRow.request_id.in_(request_ids))
@@ -419,5 +444,5 @@ def retry_now(
                 .where(DeliveryRow.request_id.in_(ids), DeliveryRow.status.in_(states))
                 .values(status="queued", next_attempt_at=now, updated_at=now)
             )
-            s.commit()
+            uow.commit("deliver.retries-due")
     return ids

@@ -18,14 +18,19 @@ from fapiao.adapters.db import DlqReplayRow, OrgRow, RedConfirmationRow
 from fapiao.adapters.issuer import SandboxIssuer
 from fapiao.adapters.uow import UnitOfWork
 from fapiao.errors import FieldErrors, Refused
+from fapiao.adapters.documents import DocumentStore
+from fapiao.adapters.mail import PermanentDeliveryError
+from fapiao.errors import Transient
 from fapiao.services import settings_admin
+from fapiao.services.deliver import deliver, retry_due
+from fapiao.services.render import render_issued
 from fapiao.services.issue import approval_event, handle_submission
 from fapiao.services.reversal import ReversalAsk, confirm_reversal, issue_red, request_reversal
-from tests.support.services import _accepted_and_submission
+from tests.support.services import _accepted_and_submission, config
 
 SERVICES = Path(__file__).resolve().parents[2] / "fapiao" / "services"
-# Being made faster by others at the time of writing, and not yet on the unit of work: they still commit by hand.
-NOT_YET = {"ingest.py", "deliver.py", "render.py"}
+# Being made faster by others at the time of writing, and not yet on the unit of work: it still commits by hand.
+NOT_YET = {"ingest.py"}
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
 POINT = re.compile(r"^[a-z][a-z_]*\.[a-z]+(-[a-z]+)*$")
 
@@ -90,7 +95,14 @@ def test_services_commit_only_through_the_unit_of_work():
             assert isinstance(point, str) and POINT.match(point), f"{where}: {point!r} is no point name"
             assert point not in seen, f"{where}: point {point!r} named twice (also at {seen.get(point)})"
             seen[point] = where
-    assert {"reversal.confirmation-stored", "issue.invoices-recorded", "callbacks.pending-recorded"} <= set(seen)
+    assert {
+        "reversal.confirmation-stored",
+        "issue.invoices-recorded",
+        "callbacks.pending-recorded",
+        "deliver.request-claimed",
+        "deliver.attempt-recorded",
+        "render.documents-recorded",
+    } <= set(seen)
 
 
 def test_helpers_in_services_never_commit():
@@ -211,3 +223,43 @@ def test_refusals_are_types_and_write_nothing(sessions, points):
     errors = settings_admin.create_org(sessions, {"org_code": "", "seller_name": "", "tax_id": "x"})
     assert isinstance(errors, FieldErrors) and "tax_id" in errors
     assert _count(sessions, OrgRow) == 0 and points() == []
+
+
+class _Mailer:
+    """Sends nothing; fails with what it is given (one per call), then succeeds."""
+
+    def __init__(self, *failures: Exception):
+        self.failures, self.sent = list(failures), 0
+
+    def send(self, msg) -> None:
+        if self.failures:
+            raise self.failures.pop(0)
+        self.sent += 1
+
+
+def test_delivery_commits_twice_per_message_the_claim_before_the_send(sessions, tmp_path, points):
+    """The ledger claim is durable before the message goes out, the result after: two commits, named."""
+    _, ev = _accepted_and_submission(sessions, bill_no="UOW-D")
+    [issued] = handle_submission(sessions, SandboxIssuer(sessions), ev)
+    [[_, request]] = render_issued(sessions, DocumentStore(tmp_path), [issued.event])
+    assert points()[-1] == "render.documents-recorded"
+    mailer = _Mailer(Transient("SMTP away"))
+    assert deliver(sessions, mailer, None, request.event, config(), now=NOW) == []  # a retry is due later
+    assert points() == ["deliver.request-claimed", "deliver.attempt-recorded"]
+    [done] = retry_due(sessions, mailer, None, config(), now=NOW + timedelta(days=1))
+    assert done.event.outcome == "sent" and mailer.sent == 1
+    assert points() == ["deliver.retry-claimed", "deliver.retry-recorded"]
+    [again] = deliver(sessions, mailer, None, request.event, config(), now=NOW + timedelta(days=1))
+    assert again.event == done.event and points() == []  # redelivered once sent: nothing written, nothing sent
+
+
+def test_a_redelivered_request_whose_retry_is_due_is_claimed_again(sessions, tmp_path, points):
+    _, ev = _accepted_and_submission(sessions, bill_no="UOW-E")
+    [issued] = handle_submission(sessions, SandboxIssuer(sessions), ev)
+    [[_, request]] = render_issued(sessions, DocumentStore(tmp_path), [issued.event])
+    mailer = _Mailer(Transient("SMTP away"), PermanentDeliveryError("550 no such user"))
+    deliver(sessions, mailer, None, request.event, config(), now=NOW)
+    points()
+    [done] = deliver(sessions, mailer, None, request.event, config(), now=NOW + timedelta(days=1))
+    assert done.event.outcome == "failed" and done.event.attempts == 2
+    assert points() == ["deliver.redelivery-claimed", "deliver.attempt-recorded"]
