@@ -60,6 +60,9 @@ class Runtime:
         self.source = self._topic(names[consumed_stage])
         self.dlq = self._topic(names.dlq(consumed_stage))
         self.processed = 0
+        self.in_thread = True
+        """Handlers run in a thread (the event loop keeps heartbeating and fetching meanwhile); ``agent(...,
+        in_thread=False)`` runs them on the loop itself."""
 
     def output(self, stage: str):
         if stage not in self.outputs:
@@ -153,8 +156,9 @@ class Runtime:
         EVENTS.labels(self.worker, message.topic, "dead_lettered").inc()
 
     async def call(self, handler: Callable[[Any], T], parsed: Any) -> T:
-        """Run the handler in a thread, retrying transient errors (``retry_attempts`` tries, jittered exponential
-        waits up to ``retry_max_wait``); raises the last error when they run out, or any other error at once."""
+        """Run the handler (in a thread unless ``in_thread`` is off), retrying transient errors (``retry_attempts``
+        tries, jittered exponential waits up to ``retry_max_wait``); raises the last error when they run out, or any
+        other error at once."""
         async for attempt in AsyncRetrying(
             retry=retry_if_exception_type(TRANSIENT),
             stop=stop_after_attempt(self.settings.retry_attempts),
@@ -163,7 +167,7 @@ class Runtime:
             reraise=True,
         ):
             with attempt:
-                return await asyncio.to_thread(handler, parsed)
+                return await asyncio.to_thread(handler, parsed) if self.in_thread else handler(parsed)
         raise AssertionError("unreachable")
 
     async def process(self, event, parse: Callable[[bytes], Any], handler: Callable[[Any], list[Outcome]]) -> None:
@@ -214,9 +218,22 @@ class Runtime:
         self.processed += published
         EVENTS.labels(self.worker, self.source.get_topic_name(), "processed").inc(published)
 
-    def agent(self, name: str, parse, handler, batch_handler=None, batch_size: int = 500, within: float = 0.005):
+    def agent(
+        self,
+        name: str,
+        parse,
+        handler,
+        batch_handler=None,
+        batch_size: int = 500,
+        within: float = 0.005,
+        in_thread: bool = True,
+    ):
         """Register the agent. With ``batch_handler``, events are taken in batches of up to ``batch_size``,
-        waiting at most ``within`` seconds for a batch to fill (faust's take_events acks after we return)."""
+        waiting at most ``within`` seconds for a batch to fill (faust's take_events acks after we return).
+        ``in_thread=False`` runs the handlers on the event loop: for a handler that is all Python CPU work, the
+        thread only adds a hop and a fight for the GIL with the loop (order-ingest's paced p99, benchmarks.md),
+        but while it runs nothing else does, so a handler that may wait long (on a lock, the network) must not."""
+        self.in_thread = in_thread
 
         async def consume(stream):
             if batch_handler is None:

@@ -35,5 +35,9 @@ def register(app, settings, deps) -> Runtime:
         batch_handler=lambda pushes: ingest_pushes(
             deps.sessions, pushes, deps.minter, contexts=contexts, limits=limits
         ),
+        # All Python CPU work but one short transaction: on the loop it takes ~40% off the paced p99 (thread hop and
+        # GIL hand-overs with the fetching loop gone). A batch of 500 holds the loop ~0.2 s; heartbeats are due
+        # every 1 s and a member is dropped after 6.
+        in_thread=False,
     )
     return rt
