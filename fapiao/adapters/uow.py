@@ -8,16 +8,20 @@ tests can assert which points a call passed. Leaving the block without committin
 is written when a rule refuses or an exception escapes. Helpers take the session (``uow.session``) and never
 commit; the front door decides.
 
-``insert_once`` is the one "insert, and if a unique constraint says someone else won, take theirs" step:
-at-least-once delivery and racing workers mean a row keyed by a unique constraint (an event id, a request id, a
-code) may be written by someone else between our read and our commit; the database's constraint decides."""
+``UnitOfWork.insert_once`` is the one "insert, and if a unique constraint says someone else won, take theirs"
+step: at-least-once delivery and racing workers mean a row keyed by a unique constraint (an event id, a request
+id, a code) may be written by someone else between our read and our commit; the database's constraint decides.
+``UnitOfWork.insert_rows`` is the same step for many rows in one Core insert (intake's batches, where ORM
+objects cost too much): written and committed, or refused as a whole and rolled back, for the caller to look
+up."""
 
 from __future__ import annotations
 
 import logging
 from types import TracebackType
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
+from sqlalchemy import Executable
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -89,9 +93,14 @@ class UnitOfWork:
             return reread() if reread is not None else None
         return row
 
-
-def insert_once(s: Session, row: R, reread: Callable[[], R | None] | None = None) -> R | None:
-    """``UnitOfWork.insert_once`` on a session the caller holds, for the services not yet on the unit of work
-    (ingest, deliver). The commit point is named after the row's table: "<table>.insert-once"."""
-    point = f"{getattr(row, '__tablename__', type(row).__name__)}.insert-once"
-    return UnitOfWork.borrowing(s).insert_once(row, reread, point=point)
+    def insert_rows(self, statement: Executable, rows: list[dict[str, Any]], *, point: str) -> bool:
+        """Execute the Core insert ``statement`` for ``rows`` (one executemany) and commit at ``point``: True.
+        If a unique constraint refuses any of them, roll back (none of them is written) and return False; the
+        caller looks up what is stored. Any other error propagates; the unit of work is usable afterwards."""
+        try:
+            self.session.connection().execute(statement, rows)
+            self.commit(point)
+        except IntegrityError:
+            self.rollback()
+            return False
+        return True

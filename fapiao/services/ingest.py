@@ -10,10 +10,10 @@ from decimal import Decimal
 from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Table, insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from fapiao.adapters.db import OrderRow
+from fapiao.adapters.uow import UnitOfWork
 from fapiao.domain.links import make_token, new_link_id
 from fapiao.domain.intake_limits import IntakeLimits, check_limits
 from fapiao.domain.order_rules import check_bill, key_tax_id_warning, org_binding_violation, wants_h5_url
@@ -156,48 +156,37 @@ def _find(s: Session, keys) -> dict[tuple[str, str], StoredOrder]:
     return found
 
 
-def _store_once(s: Session, key: tuple[str, str], row: dict[str, Any]) -> StoredOrder:
-    """Insert the order, or return the row a previous push (or a racing worker) already stored."""
-    try:
-        s.connection().execute(_INSERT, [row])
-        s.commit()
-        return _stored(row)
-    except IntegrityError:
-        s.rollback()
-    existing = _find(s, {key}).get(key)
-    if existing is None:  # the conflict was not on the order identity; let the caller see it
-        raise RuntimeError("order insert failed without an existing order")
-    return existing
-
-
-def store_orders(s: Session, wanted: dict[tuple[str, str], tuple], now: datetime) -> dict[tuple[str, str], StoredOrder]:
+def store_orders(
+    uow: UnitOfWork, wanted: dict[tuple[str, str], tuple[Order, str, str | None, int]], now: datetime
+) -> dict[tuple[str, str], StoredOrder]:
     """Store every order not stored yet in one transaction (one multi-row insert); on a race with another
     worker, order by order. ``wanted`` maps (seller tax ID, bill number) to (order, digest, qr key, validity
     days). Idempotent: an order stored before is returned as stored, never written again.
 
     New orders are the common case, so the batch is inserted first and looked up only when the unique
     constraint refuses it (a redelivered push, a racing worker): the lookup cost ~30 µs an order in the small
-    batches of a paced intake."""
+    batches of a paced intake. Intake's commit points are here, shared by its two front doors (``ingest_pushes``
+    and system_scan's): the batch (ingest.orders-stored), the ones not stored yet after a refusal
+    (ingest.new-orders-stored), and after a second refusal each order alone (ingest.order-stored). Nothing new to
+    write commits nothing; the caller's unit of work ends the read."""
     rows = {key: _new_row(*args, now) for key, args in wanted.items()}
-    try:
-        s.connection().execute(_INSERT, list(rows.values()))
-        s.commit()
+    if uow.insert_rows(_INSERT, list(rows.values()), point="ingest.orders-stored"):
         return {key: _stored(row) for key, row in rows.items()}
-    except IntegrityError:
-        s.rollback()  # nothing of the batch was written
-    found = _find(s, wanted.keys())
+    found = _find(uow.session, wanted.keys())  # nothing of the batch was written
     new = {key: row for key, row in rows.items() if key not in found}
     if not new:
-        s.rollback()  # end the read transaction: on SQLite it would otherwise hold a snapshot
         return found
-    try:
-        s.connection().execute(_INSERT, list(new.values()))
-        s.commit()
+    if uow.insert_rows(_INSERT, list(new.values()), point="ingest.new-orders-stored"):
         found.update({key: _stored(row) for key, row in new.items()})
-    except IntegrityError:
-        s.rollback()
-        for key, row in new.items():
-            found[key] = _store_once(s, key, row)
+        return found
+    for key, row in new.items():  # a racing worker stored some of them meanwhile
+        if uow.insert_rows(_INSERT, [row], point="ingest.order-stored"):
+            found[key] = _stored(row)
+            continue
+        existing = _find(uow.session, {key}).get(key)
+        if existing is None:  # the conflict was not on the order identity; let the caller see it
+            raise RuntimeError("order insert failed without an existing order")
+        found[key] = existing
     return found
 
 
@@ -208,7 +197,7 @@ class _Checked:
     index: int
     bill: Bill
     order: Order | None = None
-    digest: str | None = None
+    digest: str = ""
     violations: list[Violation] = field(default_factory=list)
     whole: bool = True
     warnings: list[Violation] = field(default_factory=list)
@@ -281,16 +270,17 @@ def ingest_pushes(
     Database errors propagate (the runtime retries ``OperationalError`` as transient)."""
     now = now or datetime.now(timezone.utc)
     lookup = (contexts or ContextCache(0)).get
-    with sessions() as s:
+    with UnitOfWork(sessions) as uow:
         plan = [
-            [_check(s, push, i, bill, lookup, limits, line_tax_tolerance) for i, bill in enumerate(push.data)]
+            [_check(uow.session, push, i, bill, lookup, limits, line_tax_tolerance) for i, bill in enumerate(push.data)]
             for push in pushes
         ]
-        wanted = {}
-        for c in (c for checked in plan for c in checked if c.order is not None):
-            wanted.setdefault((c.order.seller_tax_id, c.order.bill_no), (c.order, c.digest, c.qr_key, c.days))
-        rows = store_orders(s, wanted, now) if wanted else {}
-        return [[_answer(push, c, rows, minter) for c in checked] for push, checked in zip(pushes, plan)]
+        wanted: dict[tuple[str, str], tuple[Order, str, str | None, int]] = {}
+        for c in (c for checked in plan for c in checked):
+            if c.order is not None:
+                wanted.setdefault((c.order.seller_tax_id, c.order.bill_no), (c.order, c.digest, c.qr_key, c.days))
+        rows = store_orders(uow, wanted, now) if wanted else {}
+    return [[_answer(push, c, rows, minter) for c in checked] for push, checked in zip(pushes, plan)]
 
 
 def ingest_push(sessions: sessionmaker, push: BillPush, minter: LinkMinter, **kw) -> list[Outcome]:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import sessionmaker
 from fapiao.adapters.db import OrderRow
 from fapiao.adapters.http_client import PermanentHttpError
 from fapiao.adapters.order_query import OrderNotFound
+from fapiao.adapters.uow import UnitOfWork
 from fapiao.domain.merchant import BusinessSystemView, OrgView, PushContext, QrSettingView
 from fapiao.domain.money import parse_decimal
 from fapiao.domain.order_rules import check_bill
@@ -93,14 +94,14 @@ def obtain_order(
     seller = setting.org.tax_id
     if kind not in setting.kinds:
         return Obtained(error="请选择商家支持的发票种类")
-    with sessions() as s:
-        row = s.scalar(select(OrderRow).where(OrderRow.seller_tax_id == seller, OrderRow.bill_no == bill_no))
+    with UnitOfWork(sessions) as uow:
+        row = uow.session.scalar(select(OrderRow).where(OrderRow.seller_tax_id == seller, OrderRow.bill_no == bill_no))
         if row is not None:
             if row.total_amount != amount:
                 return Obtained(error=f"订单金额（¥{row.total_amount}）与填写的金额（¥{amount}）不一致")
             return Obtained(link=minter.url(row.link_id, row.link_expires_at))
         if not setting.query_url and offers_preset(setting) and setting.preset:  # 默认开票: built from the preset
-            return _preset_order(s, minter, setting, setting.preset, bill_no, amount, kind, now)
+            return _preset_order(uow, minter, setting, setting.preset, bill_no, amount, kind, now)
         if not setting.query_url:
             return Obtained(error="未找到该订单，且商家未配置订单查询接口，请联系商家")
         try:
@@ -131,7 +132,7 @@ def obtain_order(
             where = ".".join(str(p) for p in first.get("loc", ())) or "data"
             return Obtained(error=f"商家订单系统返回的订单格式不正确（{where}），请联系商家")
         return _check_and_store(
-            s,
+            uow,
             minter,
             setting,
             bill,
@@ -143,7 +144,7 @@ def obtain_order(
 
 
 def _check_and_store(
-    s,
+    uow: UnitOfWork,
     minter: LinkMinter,
     setting: SettingsRecord,
     bill: Bill,
@@ -153,7 +154,7 @@ def _check_and_store(
     problem: str = "",
 ) -> Obtained:
     """Check an order obtained at scan time with the push rules, require its total to be the scanned amount, and
-    store it once like a pushed order."""
+    store it once like a pushed order (``store_orders`` commits at intake's points)."""
     seller = setting.org.tax_id
     org = OrgView(
         setting.org.org_code, setting.org.seller_name, seller, setting.org.address_tel, setting.org.bank_account
@@ -171,7 +172,7 @@ def _check_and_store(
     if result.total_amount != amount:
         return Obtained(error=f"订单金额（¥{result.total_amount}）与二维码金额（¥{amount}）不一致，请联系商家")
     key = (result.seller_tax_id, result.bill_no)  # keyed as ingest keys it: the bill number as checked
-    row = store_orders(s, {key: (result, content_hash(result), setting.key, setting.validity_days or 1)}, now)[key]
+    row = store_orders(uow, {key: (result, content_hash(result), setting.key, setting.validity_days or 1)}, now)[key]
     if row.content_hash != content_hash(result):
         return Obtained(error="该订单号已用于另一笔金额或商品，请联系商家")
     return Obtained(link=minter.url(row.link_id, row.link_expires_at))
@@ -222,12 +223,12 @@ def obtain_preset_order(
     bill_no = preset_bill_no(minter.secret, nonce, now)
     if bill_no is None:
         return Obtained(error="页面已失效，请重新扫码")
-    with sessions() as s:
-        return _preset_order(s, minter, setting, preset, bill_no, amount, kind, now)
+    with UnitOfWork(sessions) as uow:
+        return _preset_order(uow, minter, setting, preset, bill_no, amount, kind, now)
 
 
 def _preset_order(
-    s,
+    uow: UnitOfWork,
     minter: LinkMinter,
     setting: SettingsRecord,
     preset: Mapping[str, Any],
@@ -250,7 +251,7 @@ def _preset_order(
         system_code=setting.business_system_code or "PRESET",
     )
     return _check_and_store(
-        s, minter, setting, Bill.model_validate(doc), amount, now, problem="默认开票的预置信息不能开票："
+        uow, minter, setting, Bill.model_validate(doc), amount, now, problem="默认开票的预置信息不能开票："
     )
 
 

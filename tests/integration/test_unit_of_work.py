@@ -6,6 +6,7 @@ at their front doors (helpers never commit), so a use case's checkpoints stay vi
 from __future__ import annotations
 
 import ast
+import json
 import logging
 import re
 from datetime import datetime, timedelta, timezone
@@ -14,29 +15,31 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from fapiao.adapters.db import DlqReplayRow, OrgRow, RedConfirmationRow
+from fapiao.adapters.db import DlqReplayRow, OrderRow, OrgRow, RedConfirmationRow
 from fapiao.adapters.issuer import SandboxIssuer
 from fapiao.adapters.uow import UnitOfWork
 from fapiao.errors import FieldErrors, Refused
 from fapiao.adapters.documents import DocumentStore
 from fapiao.adapters.mail import PermanentDeliveryError
 from fapiao.errors import Transient
-from fapiao.services import settings_admin
+from fapiao.services import ingest, settings_admin
 from fapiao.services.deliver import deliver, retry_due
+from fapiao.services.ingest import LinkMinter, ingest_pushes
+from fapiao.services.merchants import ensure_demo_merchant
 from fapiao.services.render import render_issued
 from fapiao.services.issue import approval_event, handle_submission
 from fapiao.services.reversal import ReversalAsk, confirm_reversal, issue_red, request_reversal
+from schemas.bill_push import parse_push
+from tests.support.samples import sample_push
 from tests.support.services import _accepted_and_submission, config
 
 SERVICES = Path(__file__).resolve().parents[2] / "fapiao" / "services"
-# Being made faster by others at the time of writing, and not yet on the unit of work: it still commits by hand.
-NOT_YET = {"ingest.py"}
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=timezone.utc)
 POINT = re.compile(r"^[a-z][a-z_]*\.[a-z]+(-[a-z]+)*$")
 
 
 def _modules() -> list[Path]:
-    return sorted(p for p in SERVICES.glob("*.py") if p.name not in NOT_YET)
+    return sorted(SERVICES.glob("*.py"))  # every service, ingest (intake's hot path) included
 
 
 def _calls(node: ast.AST, name: str) -> list[ast.Call]:
@@ -77,14 +80,14 @@ def points(caplog):
 
 
 def test_services_commit_only_through_the_unit_of_work():
-    """No ``.commit()`` / ``.rollback()`` on a bare session and no session-level ``insert_once`` in the services
-    on the unit of work; every ``uow.commit`` / ``uow.insert_once`` names its point with a literal, once."""
+    """No ``.commit()`` / ``.rollback()`` on a bare session and no session-level ``insert_once`` in any service;
+    every ``uow.commit`` / ``uow.insert_once`` / ``uow.insert_rows`` names its point with a literal, once."""
     seen: dict[str, str] = {}
     for path in _modules():
         tree = ast.parse(path.read_text(), str(path))
         for call in _calls(tree, "rollback"):
             pytest.fail(f"{path.name}:{call.lineno}: rollback by hand (leave the UnitOfWork block instead)")
-        for call in _calls(tree, "commit") + _calls(tree, "insert_once"):
+        for call in _calls(tree, "commit") + _calls(tree, "insert_once") + _calls(tree, "insert_rows"):
             where = f"{path.name}:{call.lineno}"
             assert isinstance(call.func, ast.Attribute), f"{where}: insert_once on a session; use uow.insert_once"
             named = (
@@ -102,6 +105,9 @@ def test_services_commit_only_through_the_unit_of_work():
         "deliver.request-claimed",
         "deliver.attempt-recorded",
         "render.documents-recorded",
+        "ingest.orders-stored",
+        "ingest.new-orders-stored",
+        "ingest.order-stored",
     } <= set(seen)
 
 
@@ -110,7 +116,7 @@ def test_helpers_in_services_never_commit():
     for path in _modules():
         for fn in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef) and fn.name.startswith("_"):
-                commits = _calls(fn, "commit") + _calls(fn, "insert_once")
+                commits = _calls(fn, "commit") + _calls(fn, "insert_once") + _calls(fn, "insert_rows")
                 assert not commits, f"{path.name}:{fn.name} commits (line {commits[0].lineno}); its caller should"
 
 
@@ -194,7 +200,7 @@ def test_a_unit_of_work_is_entered_once_at_a_time(sessions):
 
 def test_reversal_use_cases_pass_their_named_points(sessions, points):
     _, ev = _accepted_and_submission(sessions, bill_no="UOW-1")
-    assert points() == ["merchants.demo-ensured"]  # the order is taken in by ingest, not yet on the unit of work
+    assert points() == ["merchants.demo-ensured", "ingest.orders-stored"]
     [issued] = handle_submission(sessions, SandboxIssuer(sessions), ev)
     assert points() == ["issue.invoices-recorded"]
     blue = issued.event.invoice
@@ -263,3 +269,32 @@ def test_a_redelivered_request_whose_retry_is_due_is_claimed_again(sessions, tmp
     [done] = deliver(sessions, mailer, None, request.event, config(), now=NOW + timedelta(days=1))
     assert done.event.outcome == "failed" and done.event.attempts == 2
     assert points() == ["deliver.redelivery-claimed", "deliver.attempt-recorded"]
+
+
+def _pushes(*bill_nos: str) -> list:
+    return [parse_push(json.dumps(sample_push(billNo=b)).encode()) for b in bill_nos]
+
+
+def test_intake_commits_once_per_batch_and_nothing_when_all_is_stored(sessions, points, monkeypatch):
+    """The batch at ingest.orders-stored; after a refusal the new ones at ingest.new-orders-stored; a batch
+    stored before writes nothing; and when a racing worker wins again, each order alone at ingest.order-stored."""
+    with UnitOfWork(sessions) as uow:
+        ensure_demo_merchant(uow.session)
+    points()
+    minter = LinkMinter(b"k" * 32, "http://h")
+    ingest_pushes(sessions, _pushes("UOW-I1", "UOW-I2"), minter)
+    assert points() == ["ingest.orders-stored"]
+    ingest_pushes(sessions, _pushes("UOW-I1", "UOW-I3"), minter)
+    assert points() == ["ingest.new-orders-stored"]
+    ingest_pushes(sessions, _pushes("UOW-I3", "UOW-I2"), minter)
+    assert points() == []
+    real, calls = ingest._find, []
+
+    def racing(s, keys):  # the first lookup misses the stored order, as if it were stored just after
+        calls.append(keys)
+        return {} if len(calls) == 1 else real(s, keys)
+
+    monkeypatch.setattr(ingest, "_find", racing)
+    [[stored], [new]] = ingest_pushes(sessions, _pushes("UOW-I1", "UOW-I4"), minter)
+    assert points() == ["ingest.order-stored"] and stored.event.order.bill_no == "UOW-I1"
+    assert new.event.order.bill_no == "UOW-I4" and _count(sessions, OrderRow) == 4
